@@ -1,0 +1,62 @@
+# Two commands do everything on a fresh machine: `make demo` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+
+# The engine built by tools/setup-engine.sh, and local runs that need no network or account.
+# A real user's PULUMI_BACKEND_URL or PULUMI_HOME from the environment wins.
+export PATH := $(CURDIR)/.tools/bin:$(PATH)
+export PULUMI_SKIP_UPDATE_CHECK := true
+export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION := true
+export PULUMI_HOME ?= $(CURDIR)/.tools/pulumi-home
+
+.PHONY: help venv engine lint unit sandbox-tests e2e test demo demo-destroy bench clean
+
+help:
+	@echo "make demo          special keys on the embedded sandbox exchange, by the real Pulumi engine"
+	@echo "make demo-destroy  delete the demo's keys and stop the sandbox"
+	@echo "make test          ruff, mypy, unit, sandbox and end-to-end tests"
+	@echo "make bench         benchmarks, written to bench/RESULTS.md"
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+engine: venv
+	bash tools/setup-engine.sh
+
+lint: venv
+	$(PY) -m ruff check .
+	$(PY) -m mypy
+	$(PY) -m mypy __main__.py
+
+unit: venv
+	$(PY) -m pytest -q tests/unit
+
+sandbox-tests: venv
+	$(PY) -m pytest -q tests/sandbox
+
+e2e: engine
+	$(PY) -m pytest -q tests/e2e
+
+test: lint engine
+	$(PY) -m pytest -q tests
+
+demo: engine
+	$(PY) tools/demo.py up
+
+demo-destroy: engine
+	$(PY) tools/demo.py destroy
+
+bench: engine
+	$(PY) bench/run.py
+
+clean:
+	rm -rf .state .sandbox .pytest_cache .mypy_cache .ruff_cache

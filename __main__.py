@@ -1,0 +1,53 @@
+"""The program: this stack's config -> one MarginSpecialKey per declared key, and the exports.
+
+Config (`pulumi config set --path ...`):
+  margin-special-keys:keys               list of key specs (see README, "Declaring keys")
+  margin-special-keys:defaultIpWhitelist addresses merged into every key's ipWhitelist
+  binance:apiKey / binance:privateKey or binance:secretKey / binance:baseUrl  (provider)
+"""
+
+import pulumi
+
+from providers import MarginSpecialKey
+from providers.stack_config import StackConfigError, parse_keys
+
+config = pulumi.Config()
+try:
+    declared = parse_keys(config.get_object("keys"), config.get_object("defaultIpWhitelist"))
+except StackConfigError as exc:
+    raise pulumi.RunError(str(exc)) from None
+
+resources = {
+    key.name: MarginSpecialKey(
+        key.name,
+        **key.args,
+        opts=pulumi.ResourceOptions(
+            delete_before_replace=key.options.get("delete_before_replace"),
+            protect=key.options.get("protect"),
+        ),
+    )
+    for key in declared
+}
+
+pulumi.export(
+    "keys",
+    {
+        name: pulumi.Output.all(
+            r.api_key, r.key_type, r.symbol, r.ip_whitelist
+        ).apply(lambda v: {"apiKey": v[0], "keyType": v[1], "symbol": v[2], "ipWhitelist": v[3]})
+        for name, r in resources.items()
+    },
+)
+pulumi.export(
+    "credentials",
+    pulumi.Output.secret(
+        {
+            name: pulumi.Output.all(r.api_key, r.private_key, r.secret_key).apply(
+                lambda v: {k: x for k, x in
+                           {"apiKey": v[0], "privateKey": v[1], "secretKey": v[2]}.items()
+                           if x is not None}
+            )
+            for name, r in resources.items()
+        }
+    ),
+)

@@ -1,0 +1,1 @@
+"""Talking to Binance: signing, the special-key endpoints, and typed errors."""

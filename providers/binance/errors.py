@@ -1,0 +1,116 @@
+"""Binance error codes as typed exceptions with messages a person can act on.
+
+Messages carry the exchange's code and text and our advice; never a request's parameters,
+signature or any credential.
+"""
+
+from __future__ import annotations
+
+
+class BinanceError(Exception):
+    """Base of everything the client raises."""
+
+
+class ConfigurationError(BinanceError):
+    """The provider's own settings (credentials, base URL) are missing or wrong."""
+
+
+class OutcomeUnknown(BinanceError):
+    """The request may or may not have been carried out (5xx, timeout, dropped connection).
+
+    Binance documents 5xx answers as "execution status UNKNOWN": a create that ends this way
+    must be reconciled against the exchange before it is retried.
+    """
+
+
+class BinanceAPIError(BinanceError):
+    """The exchange answered with an error body `{"code", "msg"}`."""
+
+    advice = ""
+
+    def __init__(self, status: int, code: int | None, msg: str, operation: str) -> None:
+        self.status = status
+        self.code = code
+        self.msg = msg
+        self.operation = operation
+        text = f"{operation}: Binance answered HTTP {status}"
+        if code is not None:
+            text += f" code {code}"
+        text += f": {msg}"
+        if self.advice:
+            text += f" — {self.advice}"
+        super().__init__(text)
+
+
+class AuthenticationError(BinanceAPIError):
+    advice = (
+        "the provider's API key (binance:apiKey) is invalid, lacks \"Enable Spot & Margin"
+        " Trading\", or the IP this runs from is not on that key's list"
+    )
+
+
+class SignatureError(BinanceAPIError):
+    advice = (
+        "the signature did not verify: check that binance:secretKey or binance:privateKey"
+        " belongs to binance:apiKey"
+    )
+
+
+class TimestampError(BinanceAPIError):
+    advice = "this machine's clock is too far from Binance's; sync it (NTP) or raise binance:recvWindow"
+
+
+class KeyNotFound(BinanceAPIError):
+    advice = "no special key with that apiKey exists on this account and symbol"
+
+
+class InvalidRequest(BinanceAPIError):
+    advice = "the exchange refused the request's parameters"
+
+
+class NotMarginPair(BinanceAPIError):
+    advice = "the symbol is not an isolated margin pair of this account; open it in Isolated Margin first"
+
+
+class UnsupportedAccount(BinanceAPIError):
+    advice = (
+        "this account cannot hold special keys: Portfolio Margin accounts are unsupported, and"
+        " Cross Margin Pro needs extra agreements with your relationship manager"
+    )
+
+
+class RateLimited(BinanceAPIError):
+    advice = "the request-weight limit was hit; waited as Retry-After said, then gave up"
+
+
+class ServerError(BinanceAPIError):
+    advice = "Binance had an internal problem; the request's outcome is unknown"
+
+
+_BY_CODE: dict[int, type[BinanceAPIError]] = {
+    -1021: TimestampError,
+    -1022: SignatureError,
+    -2014: AuthenticationError,
+    -2015: AuthenticationError,
+    -2008: KeyNotFound,
+    -1100: InvalidRequest,
+    -1102: InvalidRequest,
+    -1103: InvalidRequest,
+    -1131: InvalidRequest,
+    -3026: InvalidRequest,
+    -3028: NotMarginPair,
+    -1020: UnsupportedAccount,
+    -1002: UnsupportedAccount,
+    -1003: RateLimited,
+}
+
+
+def error_for(status: int, code: int | None, msg: str, operation: str) -> BinanceAPIError:
+    if status in (429, 418):
+        return RateLimited(status, code, msg, operation)
+    if status >= 500:
+        return ServerError(status, code, msg, operation)
+    cls = _BY_CODE.get(code, BinanceAPIError) if code is not None else BinanceAPIError
+    if cls is UnsupportedAccount and code == -1002 and "Forbidden" not in msg:
+        cls = AuthenticationError
+    return cls(status, code, msg, operation)

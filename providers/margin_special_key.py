@@ -1,0 +1,278 @@
+"""MarginSpecialKey: a Binance margin special key as a Pulumi dynamic resource.
+
+The provider is thin: validate (spec.py), plan (spec.py), call (binance/client.py), map the
+result. Its import path `providers.margin_special_key.MarginSpecialKeyProvider` is pickled by
+reference into every resource's state: moving or renaming it breaks refresh and destroy of
+existing stacks. It holds no state that is pickled; settings and the HTTP client live only in
+the provider process, created after `configure`.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import pulumi
+from pulumi.dynamic import (
+    CheckFailure,
+    CheckResult,
+    ConfigureRequest,
+    CreateResult,
+    DiffResult,
+    ReadResult,
+    Resource,
+    ResourceProvider,
+    UpdateResult,
+)
+
+from . import spec
+from .binance.errors import BinanceError, ConfigurationError, KeyNotFound, OutcomeUnknown
+
+if TYPE_CHECKING:
+    from .binance.client import BinanceClient, CreatedKey, SpecialKey
+    from .settings import ProviderSettings
+
+SECRET_OUTPUTS = ["private_key", "secret_key"]
+OUTPUT_FIELDS = ("api_key", "private_key", "secret_key", "key_origin", "created_at_ms")
+CREATE_ATTEMPTS = 3
+
+
+def _clean(props: Mapping[str, Any]) -> dict[str, Any]:
+    """Drop the engine's reserved keys (`__provider`) and empty values."""
+    return {k: v for k, v in props.items() if not k.startswith("__") and v is not None}
+
+
+class ExchangeStateMismatch(BinanceError):
+    """The exchange does not hold what was just written to it."""
+
+
+class MarginSpecialKeyProvider(ResourceProvider):
+    # Nothing secret is captured in the pickle, so __provider need not be a secret blob.
+    serialize_as_secret_always = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._init_runtime()
+
+    def _init_runtime(self) -> None:
+        self._lock = threading.Lock()
+        self._settings: ProviderSettings | None = None
+        self._settings_error: str | None = None
+        self._client_instance: BinanceClient | None = None
+
+    # The pickle carries the class by reference and no state at all: never credentials.
+    def __getstate__(self) -> dict[str, Any]:
+        return {}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._init_runtime()
+
+    def configure(self, req: ConfigureRequest) -> None:
+        from .settings import read_settings
+
+        try:
+            self._settings = read_settings(req.config.get, os.environ)
+        except ConfigurationError as exc:
+            # Reported by check() as a failure, so preview stops before any request.
+            self._settings_error = str(exc)
+
+    def _client(self) -> BinanceClient:
+        with self._lock:
+            if self._client_instance is None:
+                if self._settings is None:
+                    raise ConfigurationError(
+                        self._settings_error or "the provider was not configured"
+                    )
+                from .settings import make_client
+
+                self._client_instance = make_client(self._settings)
+            return self._client_instance
+
+    # --- check and diff: pure, no network ---
+
+    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        inputs, failures = spec.check_inputs(_clean(news))
+        result = [CheckFailure(f.property, f.reason) for f in failures]
+        if self._settings_error is not None:
+            result.append(CheckFailure("binance", self._settings_error))
+        return CheckResult(inputs, result)
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        plan = spec.plan_diff(_clean(olds), _clean(news), now_ms=int(time.time() * 1000))
+        return DiffResult(changes=plan.changed, replaces=plan.replaces)
+
+    # --- the operations that reach the exchange ---
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        inputs = spec.require_valid(_clean(props))
+        client = self._client()
+        key_type: str = inputs["key_type"]
+        symbol: str | None = inputs.get("symbol")
+        public_key: str | None = inputs.get("public_key")
+        private_key: str | None = None
+        origin = "provided" if public_key else "exchange"
+        if key_type != "HMAC" and not public_key:
+            from . import keys
+
+            pair = keys.generate_ed25519() if key_type == "ED25519" else keys.generate_rsa(
+                int(inputs.get("rsa_bits", 2048))
+            )
+            public_key, private_key, origin = pair.public_key_pem, pair.private_key_pem, "generated"
+
+        created = self._create_reconciled(client, inputs, public_key)
+        outs: dict[str, Any] = {
+            **inputs,
+            "api_key": created.api_key,
+            "key_origin": origin,
+            "created_at_ms": int(time.time() * 1000),
+        }
+        if public_key:
+            outs["public_key"] = public_key
+        if private_key:
+            outs["private_key"] = private_key
+        if created.secret_key:
+            outs["secret_key"] = created.secret_key
+        if symbol is None:
+            outs.pop("symbol", None)
+        return CreateResult(created.api_key, outs)
+
+    def _create_reconciled(
+        self, client: BinanceClient, inputs: Mapping[str, Any], public_key: str | None
+    ) -> CreatedKey:
+        """Create once; when the outcome is unknown, look at the exchange before any retry."""
+        from .binance.client import CreatedKey
+
+        name: str = inputs["api_name"]
+        symbol: str | None = inputs.get("symbol")
+        before = {k.api_key for k in client.list_special_keys(symbol)}
+        for _ in range(CREATE_ATTEMPTS):
+            try:
+                return client.create_special_key(
+                    name, symbol, list(inputs.get("ip_whitelist", [])), public_key,
+                    inputs.get("permission_mode"),
+                )
+            except OutcomeUnknown:
+                appeared = self._appeared(client, before, name, symbol)
+            if len(appeared) == 1 and public_key is not None:
+                # Ours: it appeared during our create, under our name, and the exchange only
+                # made it from the public key we sent; we hold the private half.
+                found = appeared[0]
+                return CreatedKey(found.api_key, None, found.key_type)
+            # An HMAC key whose secret we never received is useless, and several new keys
+            # cannot be told apart: remove what appeared, then try again.
+            for key in appeared:
+                client.delete_special_key(key.api_key, symbol)
+        raise OutcomeUnknown(
+            f"create special key {name!r}: the exchange's answer was lost {CREATE_ATTEMPTS} times;"
+            " nothing was left behind on the exchange. Run `pulumi up` again."
+        )
+
+    @staticmethod
+    def _appeared(
+        client: BinanceClient, before: set[str], name: str, symbol: str | None
+    ) -> list[SpecialKey]:
+        return [
+            k for k in client.list_special_keys(symbol)
+            if k.api_key not in before and k.api_name == name
+        ]
+
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        old = _clean(olds)
+        inputs = spec.require_valid(_clean(news))
+        symbol = old.get("symbol")
+        declared = sorted(inputs.get("ip_whitelist", []))
+        if sorted(old.get("ip_whitelist", [])) != declared:
+            client = self._client()
+            client.edit_ip(old["api_key"], symbol, declared)
+            # Binance does not document whether edit-ip replaces or appends: prove it replaced.
+            held = sorted(spec.normalize_ip_list(
+                list(client.query_special_key(old["api_key"], symbol).ips)
+            ))
+            if held != declared:
+                raise ExchangeStateMismatch(
+                    f"after editing the IPs of {old['api_key'][:8]}… the exchange holds {held},"
+                    f" not the declared {declared}"
+                )
+        outs = {k: v for k, v in old.items() if k not in spec.INPUT_FIELDS or k == "public_key"}
+        outs.update({k: v for k, v in inputs.items() if k != "public_key"})
+        return UpdateResult(outs)
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        old = _clean(props)
+        try:
+            key = self._client().query_special_key(id_, old.get("symbol"))
+        except KeyNotFound:
+            return ReadResult(None, {})  # gone: it leaves the state
+        outs = {
+            **old,
+            "api_key": key.api_key,
+            "api_name": key.api_name,
+            "ip_whitelist": spec.normalize_ip_list(list(key.ips)),
+        }
+        if old.get("key_type") == "ED25519" and key.permission_mode:
+            outs["permission_mode"] = key.permission_mode
+        inputs = {k: outs[k] for k in spec.INPUT_FIELDS if k in outs}
+        if outs.get("key_origin") != "provided":
+            inputs.pop("public_key", None)
+        return ReadResult(id_, outs, inputs)
+
+    def delete(self, id_: str, props: dict[str, Any]) -> None:
+        # By apiKey, never by name: a name may be shared by keys this stack does not own.
+        self._client().delete_special_key(id_, _clean(props).get("symbol"))
+
+
+class MarginSpecialKey(Resource, module="binance", name="MarginSpecialKey"):
+    """A Binance margin special key (low-latency trading), VIP 7+ accounts.
+
+    Outputs: `api_key`, `key_type`, `public_key`, `private_key` (secret, when generated here),
+    `secret_key` (secret, HMAC keys), and the normalized inputs as the exchange holds them.
+    """
+
+    api_key: pulumi.Output[str]
+    api_name: pulumi.Output[str]
+    symbol: pulumi.Output[str | None]
+    ip_whitelist: pulumi.Output[list[str]]
+    key_type: pulumi.Output[str]
+    rsa_bits: pulumi.Output[int | None]
+    permission_mode: pulumi.Output[str | None]
+    public_key: pulumi.Output[str | None]
+    private_key: pulumi.Output[str | None]
+    secret_key: pulumi.Output[str | None]
+    key_origin: pulumi.Output[str]
+    created_at_ms: pulumi.Output[float]
+    keepers: pulumi.Output[dict[str, str] | None]
+    rotate_after_days: pulumi.Output[int | None]
+
+    def __init__(
+        self,
+        resource_name: str,
+        *,
+        api_name: pulumi.Input[str],
+        symbol: pulumi.Input[str] | None = None,
+        ip_whitelist: pulumi.Input[list[pulumi.Input[str]]] | None = None,
+        key_type: pulumi.Input[str] | None = None,
+        rsa_bits: pulumi.Input[int] | None = None,
+        permission_mode: pulumi.Input[str] | None = None,
+        public_key: pulumi.Input[str] | None = None,
+        keepers: pulumi.Input[Mapping[str, pulumi.Input[str]]] | None = None,
+        rotate_after_days: pulumi.Input[int] | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        props: dict[str, Any] = {
+            "api_name": api_name,
+            "symbol": symbol,
+            "ip_whitelist": ip_whitelist,
+            "key_type": key_type,
+            "rsa_bits": rsa_bits,
+            "permission_mode": permission_mode,
+            "public_key": public_key,
+            "keepers": keepers,
+            "rotate_after_days": rotate_after_days,
+        }
+        props.update({name: None for name in OUTPUT_FIELDS})
+        secrets = pulumi.ResourceOptions(additional_secret_outputs=SECRET_OUTPUTS)
+        merged = pulumi.ResourceOptions.merge(opts, secrets) if opts else secrets
+        super().__init__(MarginSpecialKeyProvider(), resource_name, props, merged)

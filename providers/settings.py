@@ -1,0 +1,142 @@
+"""The provider's settings: credentials and endpoint, from stack config or the environment.
+
+Read in `configure()`, in the provider process only, and never pickled. Stack config:
+`binance:apiKey`, one of `binance:secretKey` (HMAC) or `binance:privateKey` (PEM, Ed25519 or
+RSA), `binance:baseUrl`, `binance:recvWindow`, `binance:requestTimeout`. Environment fallbacks:
+BINANCE_API_KEY, BINANCE_SECRET_KEY, BINANCE_PRIVATE_KEY, BINANCE_BASE_URL.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from .binance.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from .binance.client import BinanceClient
+
+DEFAULT_BASE_URL = "https://api.binance.com"
+API_KEY_PATTERN = re.compile(r"^[A-Za-z0-9]{1,128}$")
+
+
+@dataclass(frozen=True)
+class ProviderSettings:
+    base_url: str
+    api_key: str = field(repr=False)
+    secret_key: str | None = field(default=None, repr=False)
+    private_key_pem: str | None = field(default=None, repr=False)
+    recv_window_ms: int = 5000
+    timeout_seconds: float = 10.0
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_base_url(url: str) -> str:
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ConfigurationError(
+            f"binance:baseUrl {url!r} is not an http(s) URL such as {DEFAULT_BASE_URL}"
+        )
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise ConfigurationError("binance:baseUrl must not carry a query, fragment or user info")
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise ConfigurationError(
+            f"binance:baseUrl {url!r} uses plain http to a host that is not loopback;"
+            " use https (plain http is allowed only for a local sandbox on 127.0.0.1)"
+        )
+    return url.strip().rstrip("/")
+
+
+def _int_setting(name: str, raw: str | None, low: int, high: int, default: int) -> int:
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(float(raw))
+    except ValueError:
+        raise ConfigurationError(f"{name} {raw!r} is not a number") from None
+    if not low <= value <= high:
+        raise ConfigurationError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def read_settings(
+    config_get: Callable[[str], str | None], environ: Mapping[str, str]
+) -> ProviderSettings:
+    """Settings from `config_get("binance:...")`, falling back to the environment."""
+
+    def get(key: str, env: str | None = None) -> str | None:
+        value = config_get(f"binance:{key}")
+        if (value is None or value == "") and env is not None:
+            value = environ.get(env)
+        return value if value not in ("", None) else None
+
+    api_key = get("apiKey", "BINANCE_API_KEY")
+    if api_key is None:
+        raise ConfigurationError(
+            "binance:apiKey is not set: run `pulumi config set --secret binance:apiKey <key>`"
+            " (or set BINANCE_API_KEY) with a key that has \"Enable Spot & Margin Trading\""
+        )
+    if not API_KEY_PATTERN.match(api_key.strip()):
+        raise ConfigurationError("binance:apiKey is malformed: Binance API keys are letters and digits")
+    secret_key = get("secretKey", "BINANCE_SECRET_KEY")
+    private_key = get("privateKey", "BINANCE_PRIVATE_KEY")
+    if secret_key is None and private_key is None:
+        raise ConfigurationError(
+            "neither binance:secretKey (HMAC) nor binance:privateKey (Ed25519 or RSA PEM) is set:"
+            " run `pulumi config set --secret binance:privateKey < key.pem`"
+        )
+    if secret_key is not None and private_key is not None:
+        raise ConfigurationError(
+            "both binance:secretKey and binance:privateKey are set; keep the one that belongs"
+            " to binance:apiKey"
+        )
+    if secret_key is not None and not re.fullmatch(r"[A-Za-z0-9]{16,128}", secret_key.strip()):
+        raise ConfigurationError("binance:secretKey is malformed: HMAC secrets are letters and digits")
+    if private_key is not None and "PRIVATE KEY-----" not in private_key:
+        raise ConfigurationError("binance:privateKey must be a PEM private key (-----BEGIN PRIVATE KEY-----)")
+    base_url = check_base_url(get("baseUrl", "BINANCE_BASE_URL") or DEFAULT_BASE_URL)
+    recv_window = _int_setting("binance:recvWindow", get("recvWindow"), 1, 60000, 5000)
+    timeout = _int_setting("binance:requestTimeout", get("requestTimeout"), 1, 300, 10)
+    return ProviderSettings(
+        base_url=base_url,
+        api_key=api_key.strip(),
+        secret_key=secret_key.strip() if secret_key else None,
+        private_key_pem=private_key,
+        recv_window_ms=recv_window,
+        timeout_seconds=float(timeout),
+    )
+
+
+def make_client(settings: ProviderSettings) -> BinanceClient:
+    """A BinanceClient for these settings; requests and cryptography load only now."""
+    from .binance.client import BinanceClient
+    from .binance.signing import HmacSigner, PrivateKeySigner, Signer
+
+    signer: Signer
+    if settings.secret_key is not None:
+        signer = HmacSigner(settings.secret_key)
+    else:
+        assert settings.private_key_pem is not None
+        try:
+            signer = PrivateKeySigner(settings.private_key_pem)
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from None
+    return BinanceClient(
+        settings.base_url,
+        settings.api_key,
+        signer,
+        recv_window_ms=settings.recv_window_ms,
+        timeout_seconds=settings.timeout_seconds,
+    )

@@ -1,0 +1,304 @@
+"""The declared special key: validation, normalization and the diff plan, as pure functions.
+
+Nothing here talks to the network, so every rule is tested without one. Property names are the
+resource's Python keyword arguments (snake_case). During `pulumi preview` any input may be the
+engine's unknown sentinel; unknowns pass through validation and count as changes in a diff.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+# pulumi.runtime.rpc.UNKNOWN: how the dynamic provider host hands over a value not yet known.
+UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+
+KEY_TYPES = ("ED25519", "RSA", "HMAC")
+PERMISSION_MODES = ("TRADE", "READ")
+RSA_BITS = (2048, 4096)
+MAX_IPS = 30
+MAX_API_NAME_LENGTH = 128
+SYMBOL_PATTERN = re.compile(r"^[A-Z0-9]{2,20}$")
+MAX_KEEPERS = 32
+
+# What identifies a key on the exchange: a change of any of these creates a new key.
+REPLACE_FIELDS = (
+    "api_name", "symbol", "key_type", "rsa_bits", "permission_mode", "public_key", "keepers",
+)
+# What the exchange can change on an existing key.
+UPDATE_FIELDS = ("ip_whitelist",)
+# Kept in state only; changing them touches nothing on the exchange.
+STATE_FIELDS = ("rotate_after_days",)
+INPUT_FIELDS = REPLACE_FIELDS + UPDATE_FIELDS + STATE_FIELDS
+
+
+@dataclass(frozen=True)
+class Failure:
+    property: str
+    reason: str
+
+
+class InvalidSpec(ValueError):
+    def __init__(self, failures: list[Failure]) -> None:
+        super().__init__("; ".join(f"{f.property}: {f.reason}" for f in failures))
+        self.failures = failures
+
+
+def is_unknown(value: Any) -> bool:
+    return isinstance(value, str) and value == UNKNOWN
+
+
+def _absent(value: Any) -> bool:
+    return value is None or value == ""
+
+
+def normalize_ip(entry: Any, where: str) -> str:
+    """One whitelist entry as the exchange writes it; ValueError names `where`."""
+    if not isinstance(entry, str):
+        raise ValueError(f"{where}: {entry!r} is not a string; list IP addresses as strings")
+    text = entry.strip()
+    if "/" in text:
+        raise ValueError(f'{where}: "{entry}" is a range; list addresses')
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        raise ValueError(
+            f'{where}: "{entry}" is not an IPv4 or IPv6 address (host names are not accepted)'
+        ) from None
+    if text == "0.0.0.0":
+        raise ValueError(
+            f'{where}: "0.0.0.0" is how Binance shows a key without IP restriction;'
+            " leave the list empty for that instead"
+        )
+    return str(address)
+
+
+def normalize_ip_list(value: Any, field: str = "ip_whitelist") -> list[str]:
+    """Sorted, without duplicates: order and repetition carry no meaning on the exchange."""
+    if value is None:
+        return []
+    if isinstance(value, str) or not isinstance(value, (list, tuple)):
+        raise ValueError(f"{field}: must be a list of IP addresses, got {type(value).__name__}")
+    seen: dict[str, ipaddress.IPv4Address | ipaddress.IPv6Address] = {}
+    for i, entry in enumerate(value):
+        if is_unknown(entry):
+            raise ValueError(UNKNOWN)
+        text = normalize_ip(entry, f"{field}[{i}]")
+        seen[text] = ipaddress.ip_address(text)
+    if len(seen) > MAX_IPS:
+        raise ValueError(f"{field}: {len(seen)} addresses; Binance allows at most {MAX_IPS} per key")
+    return [text for text, addr in sorted(seen.items(), key=lambda kv: (kv[1].version, kv[1]))]
+
+
+def _check_api_name(value: Any) -> str:
+    if not isinstance(value, str) or value.strip() == "":
+        raise ValueError("is required: a non-empty name for the key on Binance")
+    if value != value.strip():
+        raise ValueError(f"{value!r} has leading or trailing spaces")
+    if len(value) > MAX_API_NAME_LENGTH:
+        raise ValueError(f"is {len(value)} characters; at most {MAX_API_NAME_LENGTH}")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        raise ValueError("contains control characters")
+    return value
+
+
+def _check_symbol(value: Any) -> str | None:
+    if _absent(value):
+        return None
+    if not isinstance(value, str):
+        raise ValueError("must be an isolated margin pair such as BTCUSDT, or absent for cross margin")
+    symbol = value.strip().upper()
+    if not SYMBOL_PATTERN.match(symbol):
+        raise ValueError(
+            f'"{value}" is not a symbol: use the pair\'s letters and digits, such as BTCUSDT'
+        )
+    return symbol
+
+
+def _check_choice(value: Any, choices: tuple[str, ...], default: str) -> str:
+    if _absent(value):
+        return default
+    if not isinstance(value, str) or value.strip().upper() not in choices:
+        raise ValueError(f"{value!r} is not one of {', '.join(choices)}")
+    return value.strip().upper()
+
+
+def _check_int(value: Any, allowed: tuple[int, ...] | None = None) -> int:
+    # Integers arrive from the engine as floats.
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{value!r} is not a number")
+    if value != int(value):
+        raise ValueError(f"{value!r} is not a whole number")
+    number = int(value)
+    if allowed is not None and number not in allowed:
+        raise ValueError(f"{number} is not one of {', '.join(map(str, allowed))}")
+    return number
+
+
+def _check_keepers(value: Any) -> dict[str, str] | None:
+    if value is None or value == {}:
+        return None
+    if not isinstance(value, Mapping):
+        raise ValueError("must be a map of strings")
+    if len(value) > MAX_KEEPERS:
+        raise ValueError(f"has {len(value)} entries; at most {MAX_KEEPERS}")
+    out: dict[str, str] = {}
+    for k, v in value.items():
+        if not isinstance(v, str):
+            raise ValueError(f"[{k!r}]: {v!r} is not a string")
+        out[str(k)] = v
+    return dict(sorted(out.items()))
+
+
+def check_inputs(news: Mapping[str, Any]) -> tuple[dict[str, Any], list[Failure]]:
+    """Validated, normalized inputs and the failures, each naming its property."""
+    out: dict[str, Any] = {k: v for k, v in news.items() if k not in INPUT_FIELDS}
+    failures: list[Failure] = []
+
+    def field(name: str, fn: Any, *args: Any) -> Any:
+        value = news.get(name)
+        if is_unknown(value):
+            out[name] = value
+            return value
+        try:
+            result = fn(value, *args)
+        except ValueError as exc:
+            failures.append(Failure(name, str(exc)))
+            return None
+        out[name] = result
+        return result
+
+    field("api_name", _check_api_name)
+    field("symbol", _check_symbol)
+    key_type = field("key_type", _check_choice, KEY_TYPES, "ED25519")
+
+    raw_ips = news.get("ip_whitelist")
+    if is_unknown(raw_ips):
+        out["ip_whitelist"] = raw_ips
+    else:
+        try:
+            out["ip_whitelist"] = normalize_ip_list(raw_ips)
+        except ValueError as exc:
+            if str(exc) == UNKNOWN:
+                out["ip_whitelist"] = UNKNOWN
+            else:
+                # The message names the entry, e.g. 'ip_whitelist[2]: "10.0.0.0/8" is a range'.
+                failures.append(Failure("ip_whitelist", str(exc)))
+
+    rsa_bits = news.get("rsa_bits")
+    if is_unknown(rsa_bits):
+        out["rsa_bits"] = rsa_bits
+    elif key_type == "RSA":
+        field("rsa_bits", lambda v: 2048 if v is None else _check_int(v, RSA_BITS))
+    elif rsa_bits is not None:
+        failures.append(Failure("rsa_bits", f"applies to RSA keys only; key_type is {key_type}"))
+
+    mode = news.get("permission_mode")
+    if is_unknown(mode):
+        out["permission_mode"] = mode
+    elif key_type == "ED25519" or is_unknown(key_type):
+        field("permission_mode", _check_choice, PERMISSION_MODES, "TRADE")
+    elif not _absent(mode):
+        failures.append(Failure(
+            "permission_mode",
+            f"applies to ED25519 keys only (Binance ignores it for {key_type}); remove it",
+        ))
+
+    public_key = news.get("public_key")
+    if is_unknown(public_key):
+        out["public_key"] = public_key
+    elif not _absent(public_key):
+        if key_type == "HMAC":
+            failures.append(Failure("public_key", "HMAC keys have no public key; Binance makes the secret"))
+        elif not isinstance(public_key, str):
+            failures.append(Failure("public_key", "must be a PEM string"))
+        else:
+            from .keys import read_public_key
+
+            try:
+                info = read_public_key(public_key)
+            except ValueError as exc:
+                failures.append(Failure("public_key", str(exc)))
+            else:
+                if not is_unknown(key_type) and info.key_type != key_type:
+                    failures.append(Failure(
+                        "public_key", f"is an {info.key_type} key but key_type is {key_type}"
+                    ))
+                elif info.bits is not None and not is_unknown(out.get("rsa_bits")) \
+                        and news.get("rsa_bits") is not None and info.bits != out.get("rsa_bits"):
+                    failures.append(Failure(
+                        "public_key", f"is {info.bits} bits but rsa_bits is {out.get('rsa_bits')}"
+                    ))
+                else:
+                    out["public_key"] = info.pem
+                    if info.bits is not None:
+                        out["rsa_bits"] = info.bits
+
+    field("keepers", _check_keepers)
+    rotate = news.get("rotate_after_days")
+    if is_unknown(rotate):
+        out["rotate_after_days"] = rotate
+    elif rotate is not None:
+        try:
+            days = _check_int(rotate)
+            if days < 1 or days > 3650:
+                raise ValueError(f"{days} is outside 1 to 3650 days")
+            out["rotate_after_days"] = days
+        except ValueError as exc:
+            failures.append(Failure("rotate_after_days", str(exc)))
+    return {k: v for k, v in out.items() if v is not None}, failures
+
+
+def require_valid(news: Mapping[str, Any]) -> dict[str, Any]:
+    inputs, failures = check_inputs(news)
+    if failures:
+        raise InvalidSpec(failures)
+    return inputs
+
+
+@dataclass(frozen=True)
+class DiffPlan:
+    changes: list[str]
+    replaces: list[str]
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.changes)
+
+
+def _declared_public_key(outputs: Mapping[str, Any]) -> str | None:
+    """The public key the user declared (not the one we generated) in a resource's outputs."""
+    if outputs.get("key_origin") == "provided":
+        return outputs.get("public_key")
+    return None
+
+
+def plan_diff(olds: Mapping[str, Any], news: Mapping[str, Any], now_ms: int) -> DiffPlan:
+    """Compare stored outputs (`olds`) with checked inputs (`news`)."""
+    changes: list[str] = []
+    replaces: list[str] = []
+    defaults = {"key_type": "ED25519"}
+    for name in INPUT_FIELDS:
+        new = news.get(name, defaults.get(name))
+        old = _declared_public_key(olds) if name == "public_key" else olds.get(name, defaults.get(name))
+        if name == "ip_whitelist":
+            old = old or []
+            new = new if is_unknown(new) else (new or [])
+            if not is_unknown(new) and not is_unknown(old):
+                old, new = sorted(old), sorted(new)
+        if is_unknown(new) or old != new:
+            changes.append(name)
+            if name in REPLACE_FIELDS:
+                replaces.append(name)
+    days = news.get("rotate_after_days")
+    created = olds.get("created_at_ms")
+    if isinstance(days, (int, float)) and not is_unknown(days) and isinstance(created, (int, float)):
+        if now_ms - created >= days * 86400 * 1000:
+            if "rotate_after_days" not in changes:
+                changes.append("rotate_after_days")
+            replaces.append("rotate_after_days")
+    return DiffPlan(changes, replaces)

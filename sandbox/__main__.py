@@ -1,0 +1,105 @@
+"""Command line of the sandbox exchange.
+
+    python -m sandbox serve --data-dir DIR [--host 127.0.0.1] [--port 0] [--uid-weight-limit N]
+    python -m sandbox account create --data-dir DIR [--type TYPE] [--key-type HMAC|RSA|ED25519]
+                                     [--isolated-symbols BTCUSDT,ETHUSDT]
+    python -m sandbox keys --data-dir DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from .models import ACCOUNT_TYPES, DEFAULT_ISOLATED_SYMBOLS, KEY_TYPES, Exchange
+from .server import make_server
+from .store import Store
+
+
+def _serve(args: argparse.Namespace) -> int:
+    data_dir = Path(args.data_dir)
+    if not args.allow_non_loopback and not ipaddress.ip_address(args.host).is_loopback:
+        print(
+            f"refusing to listen on {args.host}: the sandbox binds loopback unless"
+            " --allow-non-loopback is given",
+            file=sys.stderr,
+        )
+        return 2
+    server = make_server(data_dir, args.host, args.port, args.uid_weight_limit)
+    url_file = data_dir / "url"
+    tmp = data_dir / "url.tmp"
+    tmp.write_text(server.base_url + "\n")
+    os.replace(tmp, url_file)  # readers never see a half-written URL
+    (data_dir / "pid").write_text(f"{os.getpid()}\n")
+    print(f"sandbox exchange listening on {server.base_url} (data in {data_dir})", flush=True)
+
+    def stop(*_: object) -> None:
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        server.serve_forever(poll_interval=0.2)
+    finally:
+        server.server_close()
+        server.exchange.store.close()
+        url_file.unlink(missing_ok=True)
+    return 0
+
+
+def _account_create(args: argparse.Namespace) -> int:
+    symbols = tuple(s.strip() for s in args.isolated_symbols.split(",") if s.strip())
+    exchange = Exchange(Store(Path(args.data_dir)))
+    try:
+        created = exchange.create_account(args.type, args.key_type, symbols)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(created.credentials(), indent=2))
+    return 0
+
+
+def _keys(args: argparse.Namespace) -> int:
+    exchange = Exchange(Store(Path(args.data_dir)))
+    print(json.dumps(exchange.all_special_keys(), indent=2))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sandbox", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the exchange over HTTP")
+    serve.add_argument("--data-dir", required=True)
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=0)
+    serve.add_argument("--allow-non-loopback", action="store_true")
+    serve.add_argument("--uid-weight-limit", type=int, default=None)
+    serve.set_defaults(run=_serve)
+
+    account = commands.add_parser("account", help="manage sandbox accounts")
+    account_commands = account.add_subparsers(dest="account_command", required=True)
+    create = account_commands.add_parser("create", help="create an account and its API key")
+    create.add_argument("--data-dir", required=True)
+    create.add_argument("--type", default="CROSS_MARGIN_CLASSIC", choices=ACCOUNT_TYPES)
+    create.add_argument("--key-type", default="HMAC", choices=tuple(KEY_TYPES))
+    create.add_argument("--isolated-symbols", default=",".join(DEFAULT_ISOLATED_SYMBOLS))
+    create.set_defaults(run=_account_create)
+
+    keys = commands.add_parser("keys", help="print every special key as JSON")
+    keys.add_argument("--data-dir", required=True)
+    keys.set_defaults(run=_keys)
+
+    args = parser.parse_args(argv)
+    return int(args.run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

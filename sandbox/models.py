@@ -1,0 +1,386 @@
+"""The rules of the exchange: accounts, API keys, special keys, quotas and rate limits.
+
+This module knows nothing of HTTP. Each public method of `Exchange` is one operation of the
+special-key API family, taking parsed values and returning the JSON-ready answer, or raising an
+`ExchangeError` with Binance's code. Where Binance's documentation is silent the policy is the one
+written in shared/reference/binance-special-key-api.md and is named in a comment.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import secrets
+import string
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
+from . import errors
+from .store import Account, ApiKey, Store, Transaction
+
+ACCOUNT_TYPES = ("CROSS_MARGIN_CLASSIC", "PORTFOLIO_MARGIN", "PORTFOLIO_MARGIN_PRO", "CROSS_MARGIN_PRO")
+KEY_TYPES = {"HMAC": "HMAC_SHA256", "RSA": "RSA", "ED25519": "Ed25519"}
+DEFAULT_ISOLATED_SYMBOLS = ("BTCUSDT", "ETHUSDT")
+MAX_KEYS_PER_ACCOUNT = 30  # normal and special keys together
+MAX_IPS_PER_KEY = 30
+NO_IP = "0.0.0.0"  # how Binance shows a key with no IP restriction
+DEFAULT_UID_WEIGHT_LIMIT = 180000
+SPECIAL_KEY_COOLDOWN_MS = 24 * 3600 * 1000
+SYMBOL_PATTERN = re.compile(r"^[A-Z0-9]{2,20}$")
+MAX_API_NAME_LENGTH = 128  # not documented by Binance; a bound keeps the sandbox honest about input
+KEY_ALPHABET = string.ascii_letters + string.digits
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def new_key_string() -> str:
+    return "".join(secrets.choice(KEY_ALPHABET) for _ in range(64))
+
+
+@dataclass(frozen=True)
+class NewAccount:
+    account: Account
+    api_key: str
+    secret_key: str | None
+    private_key_pem: str | None
+
+    def credentials(self) -> dict[str, str]:
+        out = {"accountId": self.account.account_id, "apiKey": self.api_key}
+        if self.secret_key is not None:
+            out["secretKey"] = self.secret_key
+        if self.private_key_pem is not None:
+            out["privateKey"] = self.private_key_pem
+        return out
+
+
+class RateLimiter:
+    """UID weight per minute, counted per endpoint, as Binance counts /sapi UID limits."""
+
+    def __init__(self, limit: int = DEFAULT_UID_WEIGHT_LIMIT) -> None:
+        self.limit = limit
+        self._used: dict[tuple[str, str, int], int] = {}
+        self._lock = threading.Lock()
+
+    def charge(self, account_id: str, endpoint: str, weight: int, at_ms: int) -> int:
+        minute = at_ms // 60000
+        with self._lock:
+            key = (account_id, endpoint, minute)
+            used = self._used.get(key, 0)
+            if used + weight > self.limit:
+                err = errors.too_many_requests(self.limit)
+                err.retry_after = max(1, (60000 - at_ms % 60000 + 999) // 1000)  # type: ignore[attr-defined]
+                err.used_weight = used  # type: ignore[attr-defined]
+                raise err
+            self._used = {k: v for k, v in self._used.items() if k[2] >= minute - 1}
+            self._used[key] = used + weight
+            return used + weight
+
+
+def parse_ips(raw: str | None, *, required: bool) -> tuple[str, ...]:
+    if raw is None or raw == "":
+        if required:
+            raise errors.mandatory_missing("ip")
+        return ()
+    entries = [e.strip() for e in raw.split(",")]
+    if entries == [NO_IP]:
+        return ()
+    if len(entries) > MAX_IPS_PER_KEY:
+        raise errors.invalid_input(f"At most {MAX_IPS_PER_KEY} IPs per API key; got {len(entries)}.")
+    out: list[str] = []
+    for entry in entries:
+        if not entry:
+            raise errors.invalid_input("Empty entry in ip.")
+        if not re.fullmatch(r"[0-9A-Fa-f.:]+", entry):
+            raise errors.illegal_characters("ip")
+        try:
+            address = ipaddress.ip_address(entry)
+        except ValueError:
+            raise errors.invalid_input(f"'{entry}' is not an IP address.") from None
+        text = str(address)
+        if text not in out:
+            out.append(text)
+    return tuple(out)
+
+
+def parse_public_key(pem: str) -> tuple[str, str]:
+    """Binance's key type of a PKCS#8 (SubjectPublicKeyInfo) PEM, and the PEM as stored."""
+    if "-----BEGIN PUBLIC KEY-----" not in pem:
+        raise errors.invalid_input("publicKey must be a PKCS#8 PEM (BEGIN PUBLIC KEY).")
+    try:
+        key = serialization.load_pem_public_key(pem.encode())
+    except ValueError:
+        raise errors.invalid_input("publicKey could not be parsed.") from None
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        key_type = "Ed25519"
+    elif isinstance(key, rsa.RSAPublicKey):
+        if key.key_size not in (2048, 4096):
+            raise errors.invalid_input("RSA publicKey must be 2048 or 4096 bits.")
+        key_type = "RSA"
+    else:
+        raise errors.invalid_input("publicKey must be an Ed25519 or RSA key.")
+    stored = key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode()
+    return key_type, stored
+
+
+def describe(key: ApiKey) -> dict[str, object]:
+    return {
+        "apiName": key.api_name,
+        "apiKey": key.api_key,
+        "ip": ",".join(key.ips) if key.ips else NO_IP,
+        "type": key.key_type,
+        "permissionMode": key.permission_mode,
+    }
+
+
+class Exchange:
+    def __init__(
+        self,
+        store: Store,
+        clock: Callable[[], int] = now_ms,
+        rate_limiter: RateLimiter | None = None,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.rate_limiter = rate_limiter or RateLimiter()
+
+    # --- accounts (the sandbox's own administration, not a Binance endpoint) ---
+
+    def create_account(
+        self,
+        account_type: str = "CROSS_MARGIN_CLASSIC",
+        key_type: str = "HMAC",
+        isolated_symbols: tuple[str, ...] = DEFAULT_ISOLATED_SYMBOLS,
+    ) -> NewAccount:
+        if account_type not in ACCOUNT_TYPES:
+            raise ValueError(f"account type must be one of {', '.join(ACCOUNT_TYPES)}")
+        if key_type not in KEY_TYPES:
+            raise ValueError(f"key type must be one of {', '.join(KEY_TYPES)}")
+        for symbol in isolated_symbols:
+            if not SYMBOL_PATTERN.match(symbol):
+                raise ValueError(f"isolated symbol {symbol!r} is not a symbol")
+        account = Account(uuid.uuid4().hex[:16], account_type, tuple(isolated_symbols))
+        secret_key = private_pem = public_pem = None
+        if key_type == "HMAC":
+            secret_key = new_key_string()
+        else:
+            private = ed25519.Ed25519PrivateKey.generate() if key_type == "ED25519" else (
+                rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            )
+            private_pem = private.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            ).decode()
+            public_pem = private.public_key().public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            ).decode()
+        key = ApiKey(
+            api_key=new_key_string(),
+            account_id=account.account_id,
+            is_special=False,
+            key_type=KEY_TYPES[key_type],
+            secret_key=secret_key,
+            public_key=public_pem,
+            api_name="default",
+            symbol="",
+            ips=(),
+            permission_mode="TRADE",
+            created_ms=self.clock(),
+        )
+        with self.store.transaction() as tx:
+            tx.add_account(account)
+            tx.add_key(key)
+        return NewAccount(account, key.api_key, secret_key, private_pem)
+
+    def all_special_keys(self) -> list[dict[str, object]]:
+        with self.store.transaction() as tx:
+            keys = tx.keys(special=True)
+        return [
+            {**describe(k), "accountId": k.account_id, "symbol": k.symbol or None}
+            for k in keys
+        ]
+
+    # --- who is calling ---
+
+    def caller(self, api_key_header: str | None) -> tuple[Account, ApiKey]:
+        """The account and key behind X-MBX-APIKEY; special keys may not call /sapi."""
+        if not api_key_header or not re.fullmatch(r"[A-Za-z0-9]{1,128}", api_key_header):
+            raise errors.bad_api_key_format()
+        with self.store.transaction() as tx:
+            key = tx.key(api_key_header)
+            account = tx.account(key.account_id) if key else None
+        if key is None or account is None or key.is_special:
+            raise errors.rejected_api_key()
+        return account, key
+
+    def charge(self, account: Account, endpoint: str, weight: int) -> int:
+        return self.rate_limiter.charge(account.account_id, endpoint, weight, self.clock())
+
+    # --- the special-key endpoints ---
+
+    def create_special_key(
+        self,
+        account: Account,
+        api_name: str | None,
+        symbol: str | None,
+        ip: str | None,
+        public_key: str | None,
+        permission_mode: str | None,
+    ) -> dict[str, object]:
+        if account.account_type == "PORTFOLIO_MARGIN":
+            raise errors.unsupported_operation(
+                "Portfolio Margin is an unsupported product, please change the account type"
+                " to a supported margin product."
+            )
+        if account.account_type == "CROSS_MARGIN_PRO":
+            raise errors.forbidden(
+                "Cross Margin Pro accounts require additional agreements, please contact your"
+                " relationship manager."
+            )
+        name = self._api_name(api_name)
+        scope = self._symbol(account, symbol)
+        ips = parse_ips(ip, required=False)
+        mode = permission_mode if permission_mode is not None else "TRADE"
+        if mode not in ("TRADE", "READ"):
+            raise errors.invalid_input("permissionMode must be TRADE or READ.")
+        if public_key:
+            key_type, stored_public = parse_public_key(public_key)
+            secret_key = None
+        else:
+            key_type, stored_public, secret_key = "HMAC_SHA256", None, new_key_string()
+        if key_type != "Ed25519":
+            mode = "TRADE"  # permissionMode is only honoured for Ed25519 keys
+        key = ApiKey(
+            api_key=new_key_string(),
+            account_id=account.account_id,
+            is_special=True,
+            key_type=key_type,
+            secret_key=secret_key,
+            public_key=stored_public,
+            api_name=name,
+            symbol=scope,
+            ips=ips,
+            permission_mode=mode,
+            created_ms=self.clock(),
+        )
+        with self.store.transaction() as tx:
+            current = tx.account(account.account_id)
+            assert current is not None
+            if current.special_key_cooldown_until_ms > self.clock():
+                raise errors.invalid_input(
+                    "Special key mode was exited less than 24 hours ago; new special keys"
+                    " cannot be created yet."
+                )
+            if tx.count_keys(account.account_id) >= MAX_KEYS_PER_ACCOUNT:
+                raise errors.invalid_input(
+                    f"The account already has {MAX_KEYS_PER_ACCOUNT} API keys, the most allowed"
+                    " (normal and special keys together)."
+                )
+            tx.add_key(key)
+        return {"apiKey": key.api_key, "secretKey": secret_key, "type": key_type}
+
+    def query_special_key(
+        self, account: Account, api_key: str | None, symbol: str | None
+    ) -> dict[str, object]:
+        scope = self._symbol(account, symbol)
+        with self.store.transaction() as tx:
+            key = self._find(tx, account, api_key, scope)
+        return describe(key)
+
+    def list_special_keys(self, account: Account, symbol: str | None) -> list[dict[str, object]]:
+        scope = self._symbol(account, symbol)
+        with self.store.transaction() as tx:
+            keys = tx.keys(account.account_id, special=True, symbol=scope)
+        return [describe(k) for k in keys]
+
+    def edit_ip(
+        self, account: Account, api_key: str | None, symbol: str | None, ip: str | None
+    ) -> dict[str, object]:
+        scope = self._symbol(account, symbol)
+        ips = parse_ips(ip, required=True)
+        with self.store.transaction() as tx:
+            key = self._find(tx, account, api_key, scope)
+            tx.set_ips(key.api_key, ips)  # policy: edit-ip replaces the whole list
+        return {}
+
+    def delete_special_key(
+        self, account: Account, api_key: str | None, api_name: str | None, symbol: str | None
+    ) -> dict[str, object]:
+        scope = self._symbol(account, symbol)
+        with self.store.transaction() as tx:
+            if api_key:
+                # With apiKey given, apiName is ignored.
+                tx.delete_key(self._find(tx, account, api_key, scope).api_key)
+                return {}
+            if not api_name:
+                raise errors.mandatory_missing("apiKey")
+            named = [
+                k for k in tx.keys(account.account_id, special=True, symbol=scope)
+                if k.api_name == api_name
+            ]
+            if not named:
+                raise errors.unknown_special_key()
+            for key in named:  # every key with that name goes
+                tx.delete_key(key.api_key)
+        return {}
+
+    def exit_special_key_mode(self, account: Account) -> dict[str, object]:
+        if account.account_type != "CROSS_MARGIN_CLASSIC":
+            raise errors.unsupported_operation(
+                "Only Cross Margin Classic accounts can exit special key mode."
+            )
+        with self.store.transaction() as tx:
+            for key in tx.keys(account.account_id, special=True):
+                tx.delete_key(key.api_key)
+            tx.set_cooldown(account.account_id, self.clock() + SPECIAL_KEY_COOLDOWN_MS)
+        return {}
+
+    # --- shared rules ---
+
+    @staticmethod
+    def _api_name(api_name: str | None) -> str:
+        if api_name is None or api_name.strip() == "":
+            raise errors.mandatory_missing("apiName")
+        if any(ord(c) < 0x20 or ord(c) == 0x7F for c in api_name):
+            raise errors.illegal_characters("apiName")
+        if len(api_name) > MAX_API_NAME_LENGTH:
+            raise errors.invalid_input(f"apiName is longer than {MAX_API_NAME_LENGTH} characters.")
+        return api_name
+
+    @staticmethod
+    def _symbol(account: Account, symbol: str | None) -> str:
+        if symbol is None:
+            return ""
+        if not SYMBOL_PATTERN.match(symbol):
+            raise errors.illegal_characters("symbol")
+        if symbol not in account.isolated_symbols:
+            raise errors.not_a_margin_pair()
+        return symbol
+
+    @staticmethod
+    def _find(tx: Transaction, account: Account, api_key: str | None, scope: str) -> ApiKey:
+        if api_key:
+            key = tx.key(api_key)
+            if (
+                key is None
+                or not key.is_special
+                or key.account_id != account.account_id
+                or key.symbol != scope
+            ):
+                raise errors.unknown_special_key()
+            return key
+        # Policy: without apiKey, act only when exactly one special key matches.
+        candidates = tx.keys(account.account_id, special=True, symbol=scope)
+        if len(candidates) != 1:
+            raise errors.ambiguous_key("apiKey")
+        return candidates[0]

@@ -1,0 +1,257 @@
+"""The wire format of the sandbox exchange: routing, request parsing, responses and faults.
+
+The exchange's rules live in `models.Exchange`; this module turns HTTP requests into calls of it
+and its answers or `ExchangeError`s into Binance-shaped JSON responses. Admin routes (`/admin/*`,
+unsigned, loopback clients only) manage fault rules, the clock skew and the request log.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from . import auth, errors
+from .errors import ExchangeError
+from .faults import FaultRule, Faults
+from .models import Exchange, RateLimiter
+from .store import Account, Store
+
+MAX_BODY_BYTES = 64 * 1024
+
+Handler = Callable[[Exchange, Account, dict[str, str]], Any]
+
+
+@dataclass(frozen=True)
+class Route:
+    weight: int
+    params: frozenset[str]
+    handler: Handler
+
+
+COMMON = frozenset({"timestamp", "recvWindow", "signature"})
+
+ROUTES: dict[tuple[str, str], Route] = {
+    ("POST", "/sapi/v1/margin/apiKey"): Route(
+        1,
+        COMMON | {"apiName", "symbol", "ip", "publicKey", "permissionMode"},
+        lambda ex, acct, p: ex.create_special_key(
+            acct, p.get("apiName"), p.get("symbol"), p.get("ip"), p.get("publicKey"),
+            p.get("permissionMode"),
+        ),
+    ),
+    ("GET", "/sapi/v1/margin/apiKey"): Route(
+        1,
+        COMMON | {"apiKey", "symbol"},
+        lambda ex, acct, p: ex.query_special_key(acct, p.get("apiKey"), p.get("symbol")),
+    ),
+    ("GET", "/sapi/v1/margin/api-key-list"): Route(
+        1, COMMON | {"symbol"}, lambda ex, acct, p: ex.list_special_keys(acct, p.get("symbol"))
+    ),
+    ("PUT", "/sapi/v1/margin/apiKey/ip"): Route(
+        1,
+        COMMON | {"apiKey", "symbol", "ip"},
+        lambda ex, acct, p: ex.edit_ip(acct, p.get("apiKey"), p.get("symbol"), p.get("ip")),
+    ),
+    ("DELETE", "/sapi/v1/margin/apiKey"): Route(
+        1,
+        COMMON | {"apiKey", "apiName", "symbol"},
+        lambda ex, acct, p: ex.delete_special_key(
+            acct, p.get("apiKey"), p.get("apiName"), p.get("symbol")
+        ),
+    ),
+    ("POST", "/sapi/v1/margin/exit-special-key-mode"): Route(
+        10, COMMON, lambda ex, acct, p: ex.exit_special_key_mode(acct)
+    ),
+}
+
+
+def parse_params(query: bytes, body: bytes) -> dict[str, str]:
+    """Parameters from the query string and the form body; the query's value wins."""
+    params: dict[str, str] = {}
+    for raw in (body, query):
+        try:
+            text = raw.decode("ascii")
+        except UnicodeDecodeError:
+            raise errors.bad_signature() from None
+        try:
+            pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=bool(text),
+                              errors="strict")
+        except (ValueError, UnicodeDecodeError):
+            raise errors.illegal_characters("query") from None
+        params.update(pairs)
+    return params
+
+
+class SandboxServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], exchange: Exchange, faults: Faults) -> None:
+        super().__init__(address, RequestHandler)
+        self.exchange = exchange
+        self.faults = faults
+
+    @property
+    def base_url(self) -> str:
+        host, port = self.server_address[:2]
+        text = host.decode() if isinstance(host, bytes) else str(host)
+        shown = f"[{text}]" if ":" in text else text
+        return f"http://{shown}:{port}"
+
+
+class DropConnection(Exception):
+    """Close the connection without an answer, as a failing network would."""
+
+
+class RequestHandler(BaseHTTPRequestHandler):
+    server: SandboxServer
+    protocol_version = "HTTP/1.1"
+    server_version = "sandbox-exchange"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        # The stdlib logs full request lines, which carry signatures; the Faults log replaces it.
+        return
+
+    def do_GET(self) -> None:
+        self._serve("GET")
+
+    def do_POST(self) -> None:
+        self._serve("POST")
+
+    def do_PUT(self) -> None:
+        self._serve("PUT")
+
+    def do_DELETE(self) -> None:
+        self._serve("DELETE")
+
+    def _serve(self, method: str) -> None:
+        split = urlsplit(self.path)
+        path = split.path
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_BODY_BYTES:
+            self._answer(413, {"code": -1000, "msg": "Request body too large."})
+            return
+        body = self.rfile.read(length) if length else b""
+        query = split.query.encode("latin-1")
+        if path.startswith("/admin/"):
+            self._admin(method, path, body)
+            return
+        faults = self.server.faults
+        rule = faults.match(method, path)
+        status: int = 200
+        payload: Any = None
+        headers: dict[str, str] = {}
+        try:
+            if rule is not None and rule.action == "latency":
+                time.sleep(rule.delay_ms / 1000)
+                rule = None
+            if rule is not None and rule.action == "drop_before":
+                raise DropConnection
+            if rule is not None and rule.action == "error":
+                err = ExchangeError(rule.code, rule.msg, status=rule.status)
+                if rule.retry_after is not None:
+                    err.retry_after = rule.retry_after  # type: ignore[attr-defined]
+                raise err
+            payload, headers = self._dispatch(method, path, query, body)
+            if rule is not None and rule.action == "drop_after":
+                raise DropConnection
+            if rule is not None and rule.action == "error_after":
+                raise ExchangeError(rule.code, rule.msg, status=rule.status)
+        except DropConnection:
+            faults.record(method, path, 0, None)
+            self.close_connection = True
+            try:
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            return
+        except ExchangeError as err:
+            status, payload = err.status, err.body()
+            retry_after = getattr(err, "retry_after", None)
+            if retry_after is not None:
+                headers["Retry-After"] = str(retry_after)
+        except Exception:  # noqa: BLE001 - a sandbox bug must still answer like an exchange
+            unknown = errors.unknown_error()
+            status, payload = unknown.status, unknown.body()
+        code = payload.get("code") if isinstance(payload, dict) and status != 200 else None
+        faults.record(method, path, status, code if isinstance(code, int) else None)
+        self._answer(status, payload, headers)
+
+    def _dispatch(
+        self, method: str, path: str, query: bytes, body: bytes
+    ) -> tuple[Any, dict[str, str]]:
+        exchange = self.server.exchange
+        if (method, path) == ("GET", "/api/v3/time"):
+            return {"serverTime": exchange.clock()}, {}
+        route = ROUTES.get((method, path))
+        if route is None:
+            raise ExchangeError(-1000, f"Unknown endpoint {method} {path}.", status=404)
+        account, key = exchange.caller(self.headers.get("X-MBX-APIKEY"))
+        params = parse_params(query, body)
+        auth.check_timestamp(params.get("timestamp"), params.get("recvWindow"), exchange.clock())
+        auth.verify_signature(key, query, body)
+        for name in params:
+            if name not in route.params:
+                raise errors.unknown_parameter(name)
+        used = exchange.charge(account, path, route.weight)
+        headers = {"X-SAPI-USED-UID-WEIGHT-1M": str(used)}
+        clean = {k: v for k, v in params.items() if k not in COMMON}
+        return route.handler(exchange, account, clean), headers
+
+    def _admin(self, method: str, path: str, body: bytes) -> None:
+        if not ipaddress.ip_address(self.client_address[0]).is_loopback:
+            self._answer(403, {"code": -1002, "msg": "The admin interface answers loopback only."})
+            return
+        faults = self.server.faults
+        try:
+            data = json.loads(body or b"{}")
+            if (method, path) == ("POST", "/admin/faults"):
+                rule = faults.add(FaultRule(**data))
+                self._answer(200, {"id": rule.id})
+            elif (method, path) == ("DELETE", "/admin/faults"):
+                faults.clear()
+                self._answer(200, {})
+            elif (method, path) == ("POST", "/admin/clock"):
+                faults.skew_ms = int(data["skewMs"])
+                self._answer(200, {"skewMs": faults.skew_ms})
+            elif (method, path) == ("POST", "/admin/rate-limit"):
+                self.server.exchange.rate_limiter.limit = int(data["uidWeightPerMinute"])
+                self._answer(200, {})
+            elif (method, path) == ("GET", "/admin/state"):
+                self._answer(200, faults.snapshot())
+            elif (method, path) == ("DELETE", "/admin/requests"):
+                faults.reset_log()
+                self._answer(200, {})
+            elif (method, path) == ("GET", "/admin/keys"):
+                self._answer(200, self.server.exchange.all_special_keys())
+            else:
+                self._answer(404, {"code": -1000, "msg": f"Unknown admin route {method} {path}."})
+        except (TypeError, ValueError, KeyError) as exc:
+            self._answer(400, {"code": -1000, "msg": f"Bad admin request: {exc}"})
+
+    def _answer(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json;charset=UTF-8")
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+
+def make_server(
+    data_dir: Path, host: str = "127.0.0.1", port: int = 0, uid_weight_limit: int | None = None
+) -> SandboxServer:
+    faults = Faults()
+    limiter = RateLimiter() if uid_weight_limit is None else RateLimiter(uid_weight_limit)
+    exchange = Exchange(Store(data_dir), clock=faults.now_ms, rate_limiter=limiter)
+    return SandboxServer((host, port), exchange, faults)

@@ -1,0 +1,56 @@
+"""The harness on its own: the real engine runs a dynamic resource that does nothing.
+
+This is also the floor the benchmarks compare the special key against.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.harness import PulumiProject
+
+NOOP_PROGRAM = '''
+import pulumi
+from pulumi.dynamic import CreateResult, Resource, ResourceProvider
+
+
+class NoopProvider(ResourceProvider):
+    def create(self, props):
+        return CreateResult("noop-" + props["name"], {"name": props["name"]})
+
+
+class Noop(Resource):
+    def __init__(self, name):
+        super().__init__(NoopProvider(), name, {"name": name})
+
+
+for i in range(int(pulumi.Config().get("count") or 1)):
+    Noop(f"noop-{i}")
+pulumi.export("answer", 42)
+'''
+
+
+def test_engine_runs_up_preview_and_destroy_of_a_noop_dynamic_resource(
+    tmp_path: Path, pulumi_home: Path
+) -> None:
+    project = PulumiProject.create(tmp_path / "noop", pulumi_home, program=NOOP_PROGRAM)
+    project.set_config("count", "2")
+
+    up = project.run("up", "--yes")
+    assert "+ 3 created" in up.output or "3 created" in up.output, up.output
+    assert project.outputs() == {"answer": 42}
+    project.expect_no_changes()
+    dynamic = [r for r in project.export()["deployment"]["resources"]
+               if r["type"] == "pulumi-python:dynamic:Resource"]
+    assert sorted(r["id"] for r in dynamic) == ["noop-noop-0", "noop-noop-1"]
+
+    project.destroy()
+    remaining = project.export()["deployment"].get("resources") or []
+    assert [r for r in remaining if r["type"] == "pulumi-python:dynamic:Resource"] == []
+
+
+def test_engine_reports_its_version(tmp_path: Path, pulumi_home: Path) -> None:
+    project = PulumiProject.create(tmp_path / "v", pulumi_home, program=NOOP_PROGRAM)
+    version = project.run("version").stdout.strip()
+    major, minor = (int(x) for x in version.lstrip("v").split(".")[:2])
+    assert (major, minor) >= (3, 270)
