@@ -89,7 +89,14 @@ class SandboxProcess:
              "--key-type", key_type, "--type", account_type, "--isolated-symbols", isolated_symbols],
             cwd=ROOT, check=True, capture_output=True, text=True,
         )
-        return dict(json.loads(out.stdout))
+        return SandboxAccount(json.loads(out.stdout))
+
+
+class SandboxAccount(dict[str, str]):
+    """Credentials of a sandbox account; its repr (in pytest's failure output) hides them."""
+
+    def __repr__(self) -> str:
+        return f"SandboxAccount(accountId={self.get('accountId')!r}, credentials=<hidden>)"
 
 
 @dataclass

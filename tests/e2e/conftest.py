@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import PulumiProject, SandboxProcess, ensure_engine
+from tests.harness import PulumiProject, SandboxAccount, SandboxProcess, ensure_engine
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -16,7 +16,7 @@ def engine() -> Path:
 
 
 @pytest.fixture
-def account(sandbox: SandboxProcess) -> dict[str, str]:
+def account(sandbox: SandboxProcess) -> SandboxAccount:
     return sandbox.create_account(key_type="ED25519")
 
 

@@ -41,3 +41,130 @@ def test_create_all_key_types_then_destroy(
 
     project.destroy()
     assert sandbox.special_keys(account["accountId"]) == []
+
+
+def exchange_client(sandbox: SandboxProcess, account: dict[str, str]):
+    """A person's own script editing keys behind Pulumi's back."""
+    from providers.settings import make_client, read_settings
+
+    settings = read_settings(
+        {"binance:apiKey": account["apiKey"], "binance:privateKey": account["privateKey"],
+         "binance:baseUrl": sandbox.base_url}.get, {})
+    return make_client(settings)
+
+
+def step_ops(project: PulumiProject) -> dict[str, list[str]]:
+    ops: dict[str, list[str]] = {}
+    for step in project.preview_steps():
+        name = step["urn"].rsplit("::", 1)[-1]
+        ops.setdefault(name, []).append(step["op"])
+    return ops
+
+
+def test_ip_change_is_an_in_place_update_of_the_same_key(
+    project: PulumiProject, sandbox: SandboxProcess, account: dict[str, str]
+) -> None:
+    project.set_keys([{"name": "trader", "ipWhitelist": ["10.0.0.1", "10.0.0.2"]}])
+    project.up()
+    before = sandbox.special_keys(account["accountId"])
+
+    project.set_keys([{"name": "trader", "ipWhitelist": ["10.0.0.2", "10.0.0.3"]}])
+    assert step_ops(project)["trader"] == ["update"]
+    project.up()
+    project.expect_no_changes()
+
+    after = sandbox.special_keys(account["accountId"])
+    assert [k["apiKey"] for k in after] == [k["apiKey"] for k in before]
+    assert after[0]["ip"] == "10.0.0.2,10.0.0.3"
+    project.destroy()
+
+
+def test_reordered_or_repeated_ips_change_nothing(
+    project: PulumiProject, sandbox: SandboxProcess, account: dict[str, str]
+) -> None:
+    project.set_keys([{"name": "trader", "ipWhitelist": ["10.0.0.2", "10.0.0.1"]}])
+    project.up()
+    project.set_keys([{"name": "trader", "ipWhitelist": ["10.0.0.1", "10.0.0.2", "10.0.0.1"]}])
+    project.expect_no_changes()
+    project.destroy()
+
+
+def test_api_name_change_replaces_new_key_first(
+    project: PulumiProject, sandbox: SandboxProcess, account: dict[str, str]
+) -> None:
+    project.set_keys([{"name": "trader", "apiName": "desk-a", "ipWhitelist": ["10.0.0.1"]}])
+    project.up()
+    old_key = sandbox.special_keys(account["accountId"])[0]["apiKey"]
+
+    project.set_keys([{"name": "trader", "apiName": "desk-b", "ipWhitelist": ["10.0.0.1"]}])
+    assert step_ops(project)["trader"] == ["replace"]
+    sandbox.reset_requests()
+    project.up()
+    project.expect_no_changes()
+
+    keys = sandbox.special_keys(account["accountId"])
+    assert [k["apiName"] for k in keys] == ["desk-b"]
+    assert keys[0]["apiKey"] != old_key
+    # New key first, then the old one goes.
+    mutations = [(r["method"], r["path"]) for r in sandbox.requests_log() if r["method"] != "GET"]
+    assert mutations == [("POST", "/sapi/v1/margin/apiKey"), ("DELETE", "/sapi/v1/margin/apiKey")]
+    project.destroy()
+
+
+def test_refresh_drops_a_key_deleted_outside_pulumi_and_up_recreates_it(
+    project: PulumiProject, sandbox: SandboxProcess, account: dict[str, str]
+) -> None:
+    project.set_keys([{"name": "trader", "ipWhitelist": ["10.0.0.1"]}])
+    project.up()
+    api_key = sandbox.special_keys(account["accountId"])[0]["apiKey"]
+    exchange_client(sandbox, account).delete_special_key(api_key, None)
+
+    project.refresh()
+    assert project.resources() == []
+    project.up()
+    project.expect_no_changes()
+    keys = sandbox.special_keys(account["accountId"])
+    assert len(keys) == 1 and keys[0]["apiKey"] != api_key
+    project.destroy()
+
+
+def test_ips_edited_outside_pulumi_show_as_drift_and_up_restores_them(
+    project: PulumiProject, sandbox: SandboxProcess, account: dict[str, str]
+) -> None:
+    project.set_keys([{"name": "btc", "symbol": "BTCUSDT", "ipWhitelist": ["10.0.0.1"]}])
+    project.up()
+    api_key = sandbox.special_keys(account["accountId"])[0]["apiKey"]
+    exchange_client(sandbox, account).edit_ip(api_key, "BTCUSDT", ["192.0.2.99"])
+
+    project.refresh()
+    drift = project.preview("--expect-no-changes", check=False)
+    assert drift.returncode != 0, drift.output
+    assert step_ops(project)["btc"] == ["update"]
+    project.up()
+    project.expect_no_changes()
+    keys = sandbox.special_keys(account["accountId"])
+    assert [(k["apiKey"], k["ip"]) for k in keys] == [(api_key, "10.0.0.1")]
+    project.destroy()
+
+
+def test_state_holds_private_key_and_hmac_secret_only_as_ciphertext(
+    project: PulumiProject, sandbox: SandboxProcess, account: dict[str, str]
+) -> None:
+    project.set_keys([
+        {"name": "ed", "ipWhitelist": ["10.0.0.1"]},
+        {"name": "hm", "keyType": "HMAC", "ipWhitelist": ["10.0.0.1"]},
+    ])
+    project.up()
+    secrets = project.outputs(show_secrets=True)["credentials"]
+    private_key, secret_key = secrets["ed"]["privateKey"], secrets["hm"]["secretKey"]
+    exported = project.run("stack", "export").stdout
+    state_files = "".join(p.read_text() for p in (project.directory / "state").rglob("*.json"))
+    body = private_key.split("-----")[2].strip().splitlines()[0]
+    for text in (exported, state_files):
+        assert body not in text and secret_key not in text
+        assert account["apiKey"] not in text
+        assert account["privateKey"].split("-----")[2].strip().splitlines()[0] not in text
+    by_name = {r["urn"].rsplit("::", 1)[-1]: r for r in project.resources()}
+    assert "ciphertext" in by_name["ed"]["outputs"]["private_key"]
+    assert "ciphertext" in by_name["hm"]["outputs"]["secret_key"]
+    project.destroy()
