@@ -83,7 +83,7 @@ class SandboxProcess:
         self.admin("DELETE", "requests")
 
     def create_account(self, key_type: str = "ED25519", account_type: str = "CROSS_MARGIN_CLASSIC",
-                       isolated_symbols: str = "BTCUSDT,ETHUSDT") -> dict[str, str]:
+                       isolated_symbols: str = "BTCUSDT,ETHUSDT") -> SandboxAccount:
         out = subprocess.run(
             [sys.executable, "-m", "sandbox", "account", "create", "--data-dir", str(self.data_dir),
              "--key-type", key_type, "--type", account_type, "--isolated-symbols", isolated_symbols],

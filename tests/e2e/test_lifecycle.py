@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from providers.binance.client import BinanceClient
 from tests.harness import PulumiProject, SandboxProcess
 
 
@@ -43,7 +44,7 @@ def test_create_all_key_types_then_destroy(
     assert sandbox.special_keys(account["accountId"]) == []
 
 
-def exchange_client(sandbox: SandboxProcess, account: dict[str, str]):
+def exchange_client(sandbox: SandboxProcess, account: dict[str, str]) -> BinanceClient:
     """A person's own script editing keys behind Pulumi's back."""
     from providers.settings import make_client, read_settings
 
