@@ -1,0 +1,47 @@
+"""`python -m sandbox`: serve, account create and keys, as a person runs them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.harness import ROOT, SandboxProcess
+
+
+def sandbox_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "sandbox", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
+
+
+def test_account_create_prints_credentials_of_each_key_type(tmp_path: Path) -> None:
+    hmac = json.loads(sandbox_cli("account", "create", "--data-dir", str(tmp_path)).stdout)
+    assert set(hmac) == {"accountId", "apiKey", "secretKey"}
+    for key_type in ("RSA", "ED25519"):
+        out = sandbox_cli("account", "create", "--data-dir", str(tmp_path), "--key-type", key_type)
+        created = json.loads(out.stdout)
+        assert set(created) == {"accountId", "apiKey", "privateKey"}
+        assert created["privateKey"].startswith("-----BEGIN PRIVATE KEY-----")
+
+
+def test_account_create_refuses_a_malformed_symbol(tmp_path: Path) -> None:
+    out = sandbox_cli("account", "create", "--data-dir", str(tmp_path), "--isolated-symbols", "btc/usdt")
+    assert out.returncode == 2 and "not a symbol" in out.stderr
+
+
+def test_serve_writes_its_url_and_keys_lists_what_it_holds(tmp_path: Path) -> None:
+    server = SandboxProcess(tmp_path / "d")
+    try:
+        assert server.base_url.startswith("http://127.0.0.1:")
+        account = server.create_account("HMAC")  # works while the server runs
+        keys = json.loads(sandbox_cli("keys", "--data-dir", str(tmp_path / "d")).stdout)
+        assert keys == [] and account["accountId"]
+    finally:
+        server.stop()
+    assert not (tmp_path / "d" / "url").exists()
+
+
+def test_serve_binds_loopback_unless_told_otherwise(tmp_path: Path) -> None:
+    out = sandbox_cli("serve", "--data-dir", str(tmp_path), "--host", "0.0.0.0")
+    assert out.returncode == 2 and "loopback" in out.stderr

@@ -1,0 +1,103 @@
+"""Fault rules, the skewed clock and the request log."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import requests
+
+from tests.harness import SandboxProcess
+from tests.sandbox.conftest import Wire, error_code
+
+KEY = "/sapi/v1/margin/apiKey"
+LIST = "/sapi/v1/margin/api-key-list"
+
+
+@pytest.fixture
+def faulty(clean_faults: SandboxProcess) -> tuple[SandboxProcess, Wire]:
+    return clean_faults, Wire(clean_faults.base_url, clean_faults.create_account("HMAC"))
+
+
+def names(sandbox: SandboxProcess, wire: Wire) -> list[str]:
+    return [k["apiName"] for k in sandbox.special_keys(wire.account["accountId"])]
+
+
+def test_error_rule_answers_without_acting_for_its_count(faulty: tuple[SandboxProcess, Wire]) -> None:
+    sandbox, wire = faulty
+    sandbox.add_fault(action="error", method="POST", path=KEY, status=503, code=-1001,
+                      msg="Internal error; unable to process your request.", count=1)
+    first = wire.send("POST", KEY, body_params={"apiName": "a"})
+    assert (first.status_code, error_code(first)) == (503, -1001)
+    assert names(sandbox, wire) == []
+    assert wire.send("POST", KEY, body_params={"apiName": "a"}).status_code == 200
+    assert names(sandbox, wire) == ["a"]
+
+
+def test_error_after_acts_then_answers_5xx(faulty: tuple[SandboxProcess, Wire]) -> None:
+    sandbox, wire = faulty
+    sandbox.add_fault(action="error_after", method="POST", path=KEY, status=500, count=1)
+    assert wire.send("POST", KEY, body_params={"apiName": "b"}).status_code == 500
+    assert names(sandbox, wire) == ["b"]
+
+
+def test_drop_after_acts_then_closes_the_connection(faulty: tuple[SandboxProcess, Wire]) -> None:
+    sandbox, wire = faulty
+    sandbox.add_fault(action="drop_after", method="POST", path=KEY, count=1)
+    with pytest.raises(requests.exceptions.ConnectionError):
+        wire.send("POST", KEY, body_params={"apiName": "c"})
+    assert names(sandbox, wire) == ["c"]
+
+
+def test_drop_before_does_not_act(faulty: tuple[SandboxProcess, Wire]) -> None:
+    sandbox, wire = faulty
+    sandbox.add_fault(action="drop_before", method="POST", path=KEY, count=1)
+    with pytest.raises(requests.exceptions.ConnectionError):
+        wire.send("POST", KEY, body_params={"apiName": "d"})
+    assert names(sandbox, wire) == []
+
+
+def test_429_rule_carries_retry_after(faulty: tuple[SandboxProcess, Wire]) -> None:
+    sandbox, wire = faulty
+    sandbox.add_fault(action="error", path=LIST, status=429, code=-1003, msg="Too many requests.",
+                      retry_after=2, count=1)
+    refused = wire.send("GET", LIST)
+    assert (refused.status_code, refused.headers["Retry-After"]) == (429, "2")
+
+
+def test_latency_rule_delays_the_answer(faulty: tuple[SandboxProcess, Wire]) -> None:
+    sandbox, wire = faulty
+    sandbox.add_fault(action="latency", path=LIST, delay_ms=300, count=1)
+    start = time.monotonic()
+    assert wire.send("GET", LIST).status_code == 200
+    assert time.monotonic() - start >= 0.3
+
+
+def test_probability_zero_never_fires(faulty: tuple[SandboxProcess, Wire]) -> None:
+    sandbox, wire = faulty
+    sandbox.add_fault(action="error", path=LIST, status=500, probability=0.0)
+    assert all(wire.send("GET", LIST).status_code == 200 for _ in range(5))
+
+
+def test_skewed_clock_moves_server_time_and_timestamp_checks(faulty: tuple[SandboxProcess, Wire]) -> None:
+    sandbox, wire = faulty
+    sandbox.admin("POST", "clock", {"skewMs": -5000})
+    server = requests.get(f"{sandbox.base_url}/api/v3/time", timeout=5).json()["serverTime"]
+    assert abs(server - (time.time() * 1000 - 5000)) < 1000
+    assert error_code(wire.send("GET", LIST)) == -1021  # our timestamp is now 5 s ahead
+
+
+def test_request_log_counts_per_endpoint_without_parameters(faulty: tuple[SandboxProcess, Wire]) -> None:
+    sandbox, wire = faulty
+    sandbox.reset_requests()
+    wire.send("GET", LIST)
+    wire.send("GET", LIST)
+    wire.send("POST", KEY, body_params={"apiName": "logged"})
+    assert sandbox.request_counts() == {f"GET {LIST}": 2, f"POST {KEY}": 1}
+    assert "signature" not in str(sandbox.requests_log())
+
+
+def test_bad_fault_rule_is_refused(sandbox: SandboxProcess) -> None:
+    response = requests.post(f"{sandbox.base_url}/admin/faults", json={"action": "explode", "path": "/"},
+                             timeout=5)
+    assert response.status_code == 400
