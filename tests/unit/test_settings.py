@@ -1,0 +1,84 @@
+"""Provider settings: credentials and endpoint from stack config or environment."""
+
+from __future__ import annotations
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+
+from providers.binance.errors import ConfigurationError
+from providers.settings import make_client, read_settings
+
+API_KEY = "A" * 64
+SECRET = "s" * 64
+PRIVATE = ed25519.Ed25519PrivateKey.generate().private_bytes(
+    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+
+
+def settings(config: dict[str, str], env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+    return read_settings(config.get, env or {})
+
+
+def test_reads_config_and_defaults() -> None:
+    s = settings({"binance:apiKey": API_KEY, "binance:secretKey": SECRET})
+    assert (s.base_url, s.recv_window_ms, s.timeout_seconds) == ("https://api.binance.com", 5000, 10.0)
+
+
+def test_environment_fallbacks() -> None:
+    s = settings({}, {"BINANCE_API_KEY": API_KEY, "BINANCE_PRIVATE_KEY": PRIVATE,
+                      "BINANCE_BASE_URL": "http://127.0.0.1:9"})
+    assert s.private_key_pem == PRIVATE and s.base_url == "http://127.0.0.1:9"
+
+
+def test_config_wins_over_environment() -> None:
+    s = settings({"binance:apiKey": API_KEY, "binance:secretKey": SECRET},
+                 {"BINANCE_API_KEY": "B" * 64})
+    assert s.api_key == API_KEY
+
+
+@pytest.mark.parametrize(("config", "words"), [
+    ({}, "binance:apiKey is not set"),
+    ({"binance:apiKey": "has space"}, "binance:apiKey is malformed"),
+    ({"binance:apiKey": API_KEY}, "neither binance:secretKey"),
+    ({"binance:apiKey": API_KEY, "binance:secretKey": SECRET, "binance:privateKey": PRIVATE}, "both"),
+    ({"binance:apiKey": API_KEY, "binance:secretKey": "short"}, "binance:secretKey is malformed"),
+    ({"binance:apiKey": API_KEY, "binance:privateKey": "not a pem"}, "binance:privateKey must be a PEM"),
+    ({"binance:apiKey": API_KEY, "binance:secretKey": SECRET, "binance:baseUrl": "http://api.binance.com"},
+     "plain http"),
+    ({"binance:apiKey": API_KEY, "binance:secretKey": SECRET, "binance:baseUrl": "ftp://x"}, "not an http"),
+    ({"binance:apiKey": API_KEY, "binance:secretKey": SECRET, "binance:baseUrl": "https://u:p@h"},
+     "user info"),
+    ({"binance:apiKey": API_KEY, "binance:secretKey": SECRET, "binance:recvWindow": "60001"},
+     "binance:recvWindow must be between"),
+    ({"binance:apiKey": API_KEY, "binance:secretKey": SECRET, "binance:requestTimeout": "soon"},
+     "binance:requestTimeout"),
+])
+def test_bad_settings_name_the_setting(config: dict[str, str], words: str) -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        settings(config)
+    assert words in str(raised.value)
+    for secret in (SECRET, PRIVATE, "not a pem"):
+        assert secret not in str(raised.value)
+
+
+def test_loopback_http_is_allowed_for_a_local_sandbox() -> None:
+    for url in ("http://127.0.0.1:8080", "http://localhost:1", "http://[::1]:2"):
+        assert settings({"binance:apiKey": API_KEY, "binance:secretKey": SECRET,
+                         "binance:baseUrl": url}).base_url == url
+
+
+def test_unreadable_or_wrong_private_key_fails_without_quoting_it() -> None:
+    broken = "-----BEGIN PRIVATE KEY-----\nQUJD\n-----END PRIVATE KEY-----\n"
+    ec_pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+    for pem in (broken, ec_pem):
+        with pytest.raises(ConfigurationError) as raised:
+            make_client(settings({"binance:apiKey": API_KEY, "binance:privateKey": pem}))
+        assert "binance:privateKey" in str(raised.value) and "QUJD" not in str(raised.value)
+
+
+def test_settings_and_client_reprs_hide_credentials() -> None:
+    s = settings({"binance:apiKey": API_KEY, "binance:privateKey": PRIVATE})
+    client = make_client(s)
+    for text in (repr(s), repr(client), repr(client._signer)):
+        assert API_KEY not in text and "PRIVATE" not in text

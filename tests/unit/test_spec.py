@@ -1,0 +1,190 @@
+"""Validation, normalization and the diff plan: pure functions, no network."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from hypothesis import given
+from hypothesis import strategies as st
+
+from providers import spec
+from providers.spec import check_inputs, plan_diff
+
+
+def pem(private: Any) -> str:
+    return str(private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode())
+
+
+ED_PEM = pem(ed25519.Ed25519PrivateKey.generate())
+RSA_PEM = pem(rsa.generate_private_key(public_exponent=65537, key_size=2048))
+
+
+def failures(**news: Any) -> dict[str, str]:
+    _, found = check_inputs({"api_name": "desk", **news})
+    return {f.property: f.reason for f in found}
+
+
+def test_unknown_sentinel_is_pulumis() -> None:
+    from pulumi.runtime import rpc
+
+    assert spec.UNKNOWN == rpc.UNKNOWN
+
+
+def test_defaults_and_normalization() -> None:
+    inputs, found = check_inputs({
+        "api_name": "desk", "symbol": "btcusdt",
+        "ip_whitelist": ["10.0.0.2", "2001:DB8::1", "10.0.0.1", "10.0.0.2"],
+    })
+    assert found == []
+    assert inputs == {
+        "api_name": "desk", "symbol": "BTCUSDT", "key_type": "ED25519", "permission_mode": "TRADE",
+        "ip_whitelist": ["10.0.0.1", "10.0.0.2", "2001:db8::1"],
+    }
+    rsa_inputs, _ = check_inputs({"api_name": "d", "key_type": "rsa"})
+    assert rsa_inputs["rsa_bits"] == 2048 and "permission_mode" not in rsa_inputs
+
+
+@pytest.mark.parametrize(("news", "field", "words"), [
+    ({"api_name": ""}, "api_name", "required"),
+    ({"api_name": " desk"}, "api_name", "leading or trailing"),
+    ({"api_name": "x" * 129}, "api_name", "at most 128"),
+    ({"api_name": "a\tb"}, "api_name", "control"),
+    ({"api_name": 42}, "api_name", "required"),
+    ({"symbol": "BTC/USDT"}, "symbol", "not a symbol"),
+    ({"symbol": "B"}, "symbol", "not a symbol"),
+    ({"symbol": 7}, "symbol", "isolated margin pair"),
+    ({"ip_whitelist": ["10.0.0.0/8"]}, "ip_whitelist", "is a range; list addresses"),
+    ({"ip_whitelist": ["example.com"]}, "ip_whitelist", "host names"),
+    ({"ip_whitelist": ["10.0.0.256"]}, "ip_whitelist", "not an IPv4 or IPv6"),
+    ({"ip_whitelist": ["0.0.0.0"]}, "ip_whitelist", "without IP restriction"),
+    ({"ip_whitelist": [f"10.0.1.{i}" for i in range(31)]}, "ip_whitelist", "at most 30"),
+    ({"ip_whitelist": "10.0.0.1"}, "ip_whitelist", "must be a list"),
+    ({"ip_whitelist": [1]}, "ip_whitelist", "not a string"),
+    ({"key_type": "DSA"}, "key_type", "ED25519, RSA, HMAC"),
+    ({"key_type": "RSA", "rsa_bits": 1024}, "rsa_bits", "2048, 4096"),
+    ({"key_type": "RSA", "rsa_bits": 2048.5}, "rsa_bits", "whole number"),
+    ({"key_type": "RSA", "rsa_bits": "big"}, "rsa_bits", "not a number"),
+    ({"rsa_bits": 2048}, "rsa_bits", "RSA keys only"),
+    ({"permission_mode": "ADMIN"}, "permission_mode", "TRADE, READ"),
+    ({"key_type": "HMAC", "permission_mode": "READ"}, "permission_mode", "ED25519 keys only"),
+    ({"key_type": "HMAC", "public_key": ED_PEM}, "public_key", "HMAC keys have no public key"),
+    ({"public_key": RSA_PEM}, "public_key", "RSA key but key_type is ED25519"),
+    ({"public_key": "ssh-ed25519 AAAA"}, "public_key", "BEGIN PUBLIC KEY"),
+    ({"public_key": "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"}, "public_key",
+     "not a readable PEM"),
+    ({"public_key": pem(ec.generate_private_key(ec.SECP256R1()))}, "public_key", "Ed25519 or RSA"),
+    ({"key_type": "RSA", "public_key": pem(rsa.generate_private_key(public_exponent=65537, key_size=1024))},
+     "public_key", "1024 bits"),
+    ({"key_type": "RSA", "rsa_bits": 4096, "public_key": RSA_PEM}, "public_key", "2048 bits but rsa_bits"),
+    ({"keepers": "v1"}, "keepers", "map of strings"),
+    ({"keepers": {"a": 1}}, "keepers", "not a string"),
+    ({"rotate_after_days": 0}, "rotate_after_days", "outside 1 to 3650"),
+    ({"rotate_after_days": "weekly"}, "rotate_after_days", "not a number"),
+])
+def test_bad_input_names_the_field(news: dict[str, Any], field: str, words: str) -> None:
+    found = failures(**news)
+    assert field in found, found
+    assert words in found[field]
+
+
+def test_range_message_names_the_entry() -> None:
+    assert failures(ip_whitelist=["10.0.0.1", "10.0.0.0/8"])["ip_whitelist"] == (
+        'ip_whitelist[1]: "10.0.0.0/8" is a range; list addresses')
+
+
+def test_unknowns_pass_validation_during_preview() -> None:
+    inputs, found = check_inputs({"api_name": spec.UNKNOWN, "ip_whitelist": ["10.0.0.1", spec.UNKNOWN],
+                                  "key_type": spec.UNKNOWN, "public_key": spec.UNKNOWN})
+    assert found == []
+    assert inputs["api_name"] == spec.UNKNOWN and inputs["ip_whitelist"] == spec.UNKNOWN
+
+
+def test_provided_public_key_is_canonicalized_and_sets_rsa_bits() -> None:
+    inputs, found = check_inputs({"api_name": "d", "key_type": "RSA", "public_key": "\n" + RSA_PEM + "\n"})
+    assert found == [] and inputs["public_key"] == RSA_PEM and inputs["rsa_bits"] == 2048
+
+
+def stored(**extra: Any) -> dict[str, Any]:
+    inputs, _ = check_inputs({"api_name": "desk", "ip_whitelist": ["10.0.0.1"], **extra})
+    return {**inputs, "api_key": "K" * 64, "key_origin": "generated", "public_key": ED_PEM,
+            "created_at_ms": 1_000_000}
+
+
+def news(**extra: Any) -> dict[str, Any]:
+    return check_inputs({"api_name": "desk", "ip_whitelist": ["10.0.0.1"], **extra})[0]
+
+
+def test_no_change_and_ip_only_change() -> None:
+    assert plan_diff(stored(), news(), now_ms=2_000_000).changes == []
+    plan = plan_diff(stored(), news(ip_whitelist=["10.0.0.2"]), now_ms=2_000_000)
+    assert (plan.changes, plan.replaces) == (["ip_whitelist"], [])
+
+
+@pytest.mark.parametrize("change", [
+    {"api_name": "desk-2"}, {"symbol": "BTCUSDT"}, {"key_type": "HMAC"},
+    {"permission_mode": "READ"}, {"public_key": ED_PEM}, {"keepers": {"rotation": "2"}},
+])
+def test_identity_changes_replace(change: dict[str, Any]) -> None:
+    plan = plan_diff(stored(), news(**change), now_ms=2_000_000)
+    assert plan.replaces and set(plan.replaces) <= set(spec.REPLACE_FIELDS)
+
+
+def test_generated_public_key_is_not_a_declared_one() -> None:
+    # The generated PEM sits in the outputs; the inputs never declared one: no diff.
+    assert plan_diff(stored(), news(), now_ms=2_000_000).changes == []
+
+
+def test_unknown_values_count_as_changes() -> None:
+    plan = plan_diff(stored(), {**news(), "api_name": spec.UNKNOWN}, now_ms=2_000_000)
+    assert "api_name" in plan.replaces
+    plan = plan_diff(stored(), {**news(), "ip_whitelist": spec.UNKNOWN}, now_ms=2_000_000)
+    assert plan.changes == ["ip_whitelist"] and plan.replaces == []
+
+
+def test_rotation_by_age() -> None:
+    day = 86_400_000
+    old = stored(rotate_after_days=30)
+    assert plan_diff(old, news(rotate_after_days=30), now_ms=1_000_000 + 29 * day).replaces == []
+    assert plan_diff(old, news(rotate_after_days=30), now_ms=1_000_000 + 30 * day).replaces == [
+        "rotate_after_days"]
+    # Changing the policy alone replaces nothing.
+    assert plan_diff(old, news(rotate_after_days=60), now_ms=1_000_000 + day).replaces == []
+
+
+ipv4 = st.ip_addresses(v=4).filter(lambda a: str(a) != "0.0.0.0")
+ips = st.lists(st.one_of(ipv4, st.ip_addresses(v=6)), max_size=30)
+
+
+@given(ips, st.randoms())
+def test_ip_order_and_duplicates_never_show_as_a_diff(addresses: list[Any], rnd: Any) -> None:
+    texts = [str(a) for a in addresses]
+    shuffled = texts + texts[: len(texts) // 2]
+    rnd.shuffle(shuffled)
+    assert plan_diff(stored(ip_whitelist=texts), news(ip_whitelist=shuffled), now_ms=0).changes == []
+
+
+@given(ips)
+def test_normalized_ip_lists_are_sorted_unique_and_parse_back(addresses: list[Any]) -> None:
+    normalized = spec.normalize_ip_list([str(a) for a in addresses])
+    assert len(normalized) == len(set(normalized))
+    assert [ipaddress.ip_address(x) for x in normalized] == sorted(
+        {ipaddress.ip_address(str(a)) for a in addresses}, key=lambda a: (a.version, a))
+    assert spec.normalize_ip_list(normalized) == normalized
+
+
+@given(st.text(max_size=40))
+def test_check_never_crashes_on_any_api_name(name: str) -> None:
+    inputs, found = check_inputs({"api_name": name})
+    assert bool(found) != (inputs.get("api_name") == name)
+
+
+@given(st.dictionaries(st.sampled_from(spec.INPUT_FIELDS), st.one_of(
+    st.none(), st.text(max_size=8), st.integers(), st.floats(allow_nan=True), st.lists(st.text(max_size=8)))))
+def test_check_returns_failures_rather_than_raising(raw: dict[str, Any]) -> None:
+    _, found = check_inputs(raw)
+    assert all(f.property in (*spec.INPUT_FIELDS,) for f in found)
