@@ -1,0 +1,45 @@
+"""The provider called directly, as the dynamic provider host calls it, against the sandbox."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from pulumi.dynamic import ConfigureRequest
+from pulumi.dynamic.config import Config
+
+from providers.margin_special_key import MarginSpecialKeyProvider
+from tests.harness import SandboxAccount, SandboxProcess
+
+
+def configured(base_url: str, account: dict[str, str], **extra: str) -> MarginSpecialKeyProvider:
+    config = {"binance:baseUrl": base_url, "binance:apiKey": account["apiKey"], **extra}
+    if "privateKey" in account:
+        config["binance:privateKey"] = account["privateKey"]
+    else:
+        config["binance:secretKey"] = account["secretKey"]
+    provider = MarginSpecialKeyProvider()
+    provider.configure(ConfigureRequest(Config(config, "margin-special-keys")))
+    return provider
+
+
+@pytest.fixture
+def account(sandbox: SandboxProcess) -> SandboxAccount:
+    return sandbox.create_account("ED25519")
+
+
+@pytest.fixture
+def provider(clean_faults: SandboxProcess, account: SandboxAccount) -> MarginSpecialKeyProvider:
+    return configured(clean_faults.base_url, account)
+
+
+@pytest.fixture
+def exchange_keys(sandbox: SandboxProcess, account: SandboxAccount) -> Callable[[], list[dict[str, Any]]]:
+    return lambda: sandbox.special_keys(account["accountId"])
+
+
+def checked(provider: MarginSpecialKeyProvider, **news: Any) -> dict[str, Any]:
+    result = provider.check({}, {"__provider": "blob", **news})
+    assert result.failures == [], result.failures
+    return dict(result.inputs)

@@ -1,0 +1,135 @@
+"""Unknown outcomes, retries and rate limits: the exchange and the provider end in agreement."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from providers.binance.errors import AuthenticationError, NotMarginPair, OutcomeUnknown
+from providers.margin_special_key import MarginSpecialKeyProvider
+from tests.harness import SandboxAccount, SandboxProcess
+from tests.provider.conftest import checked, configured
+
+KEY = "/sapi/v1/margin/apiKey"
+EDIT_IP = "/sapi/v1/margin/apiKey/ip"
+LIST = "/sapi/v1/margin/api-key-list"
+QUERY = "/sapi/v1/margin/apiKey"
+
+FAULTS: dict[str, dict[str, Any]] = {
+    "5xx before": {"action": "error", "status": 503, "code": -1001, "msg": "Internal error."},
+    "5xx after": {"action": "error_after", "status": 500},
+    "drop after": {"action": "drop_after"},
+    "429": {"action": "error", "status": 429, "code": -1003, "msg": "Too many requests.", "retry_after": 1},
+}
+
+
+@pytest.mark.parametrize("key_type", ["ED25519", "RSA", "HMAC"])
+@pytest.mark.parametrize("fault", list(FAULTS))
+def test_create_with_a_fault_leaves_exactly_one_key(
+    provider: MarginSpecialKeyProvider, clean_faults: SandboxProcess,
+    exchange_keys: Callable[[], list[dict[str, Any]]], fault: str, key_type: str,
+) -> None:
+    clean_faults.add_fault(method="POST", path=KEY, count=1, **FAULTS[fault])
+    result = provider.create(checked(provider, api_name="desk", key_type=key_type,
+                                     ip_whitelist=["10.0.0.1"]))
+    keys = exchange_keys()
+    assert [(k["apiKey"], k["ip"]) for k in keys] == [(result.id, "10.0.0.1")]
+    outs = result.outs or {}
+    if key_type == "HMAC":
+        assert len(outs["secret_key"]) == 64  # we hold the secret of the key that exists
+    else:
+        assert "PRIVATE KEY" in outs["private_key"]
+    provider.delete(result.id, outs)
+    assert exchange_keys() == []
+
+
+def test_create_gives_up_cleanly_when_every_answer_is_lost(
+    provider: MarginSpecialKeyProvider, clean_faults: SandboxProcess,
+    exchange_keys: Callable[[], list[dict[str, Any]]],
+) -> None:
+    clean_faults.add_fault(method="POST", path=KEY, action="drop_after")
+    with pytest.raises(OutcomeUnknown) as raised:
+        provider.create(checked(provider, api_name="lost", key_type="HMAC"))
+    assert "nothing was left behind" in str(raised.value)
+    assert exchange_keys() == []
+
+
+@pytest.mark.parametrize("fault", list(FAULTS))
+def test_ip_update_with_a_fault_ends_with_the_declared_list(
+    provider: MarginSpecialKeyProvider, clean_faults: SandboxProcess,
+    exchange_keys: Callable[[], list[dict[str, Any]]], fault: str,
+) -> None:
+    created = provider.create(checked(provider, api_name="u", symbol="BTCUSDT", ip_whitelist=["10.0.0.1"]))
+    clean_faults.add_fault(method="PUT", path=EDIT_IP, count=1, **FAULTS[fault])
+    news = checked(provider, api_name="u", symbol="BTCUSDT", ip_whitelist=["10.0.0.2", "10.0.0.3"])
+    updated = provider.update(created.id, created.outs or {}, news)
+    assert (updated.outs or {})["ip_whitelist"] == ["10.0.0.2", "10.0.0.3"]
+    assert [(k["apiKey"], k["ip"]) for k in exchange_keys()] == [(created.id, "10.0.0.2,10.0.0.3")]
+    provider.delete(created.id, created.outs or {})
+
+
+@pytest.mark.parametrize("fault", list(FAULTS))
+def test_delete_with_a_fault_removes_the_key(
+    provider: MarginSpecialKeyProvider, clean_faults: SandboxProcess,
+    exchange_keys: Callable[[], list[dict[str, Any]]], fault: str,
+) -> None:
+    created = provider.create(checked(provider, api_name="d"))
+    clean_faults.add_fault(method="DELETE", path=KEY, count=1, **FAULTS[fault])
+    provider.delete(created.id, created.outs or {})
+    assert exchange_keys() == []
+
+
+def test_clock_skew_resyncs_once_and_succeeds(
+    provider: MarginSpecialKeyProvider, clean_faults: SandboxProcess,
+    exchange_keys: Callable[[], list[dict[str, Any]]],
+) -> None:
+    clean_faults.admin("POST", "clock", {"skewMs": -4000})  # our clock is 4 s ahead of the exchange
+    created = provider.create(checked(provider, api_name="skewed"))
+    assert [k["apiKey"] for k in exchange_keys()] == [created.id]
+    log = [(r["path"], r["code"]) for r in clean_faults.requests_log()]
+    assert ("/api/v3/time", None) in log
+    provider.delete(created.id, created.outs or {})
+
+
+def test_latency_within_the_timeout_is_just_slower(
+    provider: MarginSpecialKeyProvider, clean_faults: SandboxProcess,
+    exchange_keys: Callable[[], list[dict[str, Any]]],
+) -> None:
+    clean_faults.add_fault(action="latency", path=KEY, method="POST", delay_ms=1500, count=1)
+    start = time.monotonic()
+    created = provider.create(checked(provider, api_name="slow"))
+    assert time.monotonic() - start >= 1.5
+    assert [k["apiKey"] for k in exchange_keys()] == [created.id]
+    provider.delete(created.id, created.outs or {})
+
+
+def test_read_and_delete_of_a_key_that_is_gone(
+    provider: MarginSpecialKeyProvider, exchange_keys: Callable[[], list[dict[str, Any]]],
+) -> None:
+    created = provider.create(checked(provider, api_name="gone"))
+    provider.delete(created.id, created.outs or {})
+    assert provider.read(created.id, created.outs or {}).id is None
+    provider.delete(created.id, created.outs or {})  # already gone counts as deleted
+
+
+def test_exchange_errors_become_actionable_messages(
+    sandbox: SandboxProcess, account: SandboxAccount, provider: MarginSpecialKeyProvider,
+) -> None:
+    with pytest.raises(NotMarginPair) as raised:
+        provider.create(checked(provider, api_name="x", symbol="SOLUSDT"))
+    assert "-3028" in str(raised.value) and "isolated margin pair" in str(raised.value)
+
+    stranger = configured(sandbox.base_url, {"apiKey": "Z" * 64, "secretKey": "s" * 64})
+    with pytest.raises(AuthenticationError) as auth:
+        stranger.create(checked(stranger, api_name="x"))
+    assert "Enable Spot & Margin Trading" in str(auth.value) and "s" * 64 not in str(auth.value)
+
+
+def test_portfolio_margin_accounts_cannot_hold_special_keys(sandbox: SandboxProcess) -> None:
+    pm = configured(sandbox.base_url, sandbox.create_account("HMAC", account_type="PORTFOLIO_MARGIN"))
+    with pytest.raises(Exception) as raised:
+        pm.create(checked(pm, api_name="x", key_type="HMAC"))
+    assert "Portfolio Margin accounts are unsupported" in str(raised.value)
