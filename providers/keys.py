@@ -69,3 +69,20 @@ def read_public_key(pem: str) -> PublicKeyInfo:
             raise ValueError(f"is an RSA key of {key.key_size} bits; Binance takes 2048 or 4096")
         return PublicKeyInfo("RSA", key.key_size, _public_pem(key))
     raise ValueError(f"is a {type(key).__name__}; Binance takes Ed25519 or RSA public keys")
+
+
+def read_private_key(pem: str) -> PublicKeyInfo:
+    """The public half of an unencrypted PKCS#8 private key PEM; ValueError never quotes the key."""
+    if not isinstance(pem, str) or "PRIVATE KEY-----" not in pem:
+        raise ValueError("must be a PKCS#8 PEM that starts with -----BEGIN PRIVATE KEY-----")
+    try:
+        key = serialization.load_pem_private_key(pem.encode(), password=None)
+    except (ValueError, TypeError):
+        raise ValueError("is not a readable, unencrypted PEM private key") from None
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        return PublicKeyInfo("ED25519", None, _public_pem(key.public_key()))
+    if isinstance(key, rsa.RSAPrivateKey):
+        if key.key_size not in RSA_SIZES:
+            raise ValueError(f"is an RSA key of {key.key_size} bits; Binance takes 2048 or 4096")
+        return PublicKeyInfo("RSA", key.key_size, _public_pem(key.public_key()))
+    raise ValueError("must be an Ed25519 or RSA private key")

@@ -29,7 +29,13 @@ from pulumi.dynamic import (
 )
 
 from . import spec
-from .binance.errors import BinanceError, ConfigurationError, KeyNotFound, OutcomeUnknown
+from .binance.errors import (
+    BinanceError,
+    ConfigurationError,
+    InvalidRequest,
+    KeyNotFound,
+    OutcomeUnknown,
+)
 
 if TYPE_CHECKING:
     from .binance.client import BinanceClient, CreatedKey, SpecialKey
@@ -38,6 +44,11 @@ if TYPE_CHECKING:
 SECRET_OUTPUTS = ["private_key", "secret_key"]
 OUTPUT_FIELDS = ("api_key", "private_key", "secret_key", "key_origin", "created_at_ms")
 CREATE_ATTEMPTS = 3
+ACCOUNT_KEY_LIMIT = 30  # Binance: normal and special API keys together, per account
+
+# Old apiKeys that a planned create-first replacement will delete once the new key exists. Kept
+# in the provider process only (diff runs there just before create), never in the pickle.
+_PLANNED_REPLACEMENTS: set[str] = set()
 
 
 def _clean(props: Mapping[str, Any]) -> dict[str, Any]:
@@ -46,7 +57,15 @@ def _clean(props: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class ExchangeStateMismatch(BinanceError):
-    """The exchange does not hold what was just written to it."""
+    """The exchange does not hold what was declared or just written to it."""
+
+
+class DuplicateName(BinanceError):
+    """An apiName this resource does not own already exists in the key's scope."""
+
+
+class AccountKeyLimit(BinanceError):
+    """The account cannot hold one more API key."""
 
 
 class MarginSpecialKeyProvider(ResourceProvider):
@@ -101,16 +120,49 @@ class MarginSpecialKeyProvider(ResourceProvider):
         return CheckResult(inputs, result)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        plan = spec.plan_diff(_clean(olds), _clean(news), now_ms=int(time.time() * 1000))
-        return DiffResult(changes=plan.changed, replaces=plan.replaces)
+        old, new = _clean(olds), _clean(news)
+        plan = spec.plan_diff(old, new, now_ms=int(time.time() * 1000))
+        delete_first = bool(new.get("delete_before_replace"))
+        if plan.replaces and not delete_first and "api_key" in old:
+            # The new key is made while the old one lives; create() must not take the old key
+            # for a stranger holding the same name.
+            _PLANNED_REPLACEMENTS.add(old["api_key"])
+            self._check_room_for_replacement(old, new)
+        return DiffResult(
+            changes=plan.changed, replaces=plan.replaces,
+            delete_before_replace=True if plan.replaces and delete_first else None,
+        )
+
+    def _check_room_for_replacement(self, old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
+        """Fail at preview when a create-first replacement cannot fit under the 30-key limit.
+
+        Binance counts normal and special keys together and lists only special keys, per margin
+        account: what is counted here is the cross margin keys, the keys of this pair, and
+        `binance:otherApiKeys` (default 1: the provider's own key) for what cannot be listed.
+        """
+        symbols = {None, old.get("symbol"), new.get("symbol") if not spec.is_unknown(new.get("symbol"))
+                   else None}
+        client = self._client()
+        counted = sum(len(client.list_special_keys(sym)) for sym in symbols)
+        assert self._settings is not None
+        total = counted + self._settings.other_api_keys
+        if total + 1 > ACCOUNT_KEY_LIMIT:
+            raise AccountKeyLimit(
+                f"replacing {old.get('api_name')!r} creates the new key before deleting the old one,"
+                f" but the account already holds {total} of its {ACCOUNT_KEY_LIMIT} API keys"
+                f" ({counted} special keys listed + binance:otherApiKeys={self._settings.other_api_keys})."
+                " Set delete_before_replace (deleteBeforeReplace: true in stack config) to delete"
+                " first, or free a key."
+            )
 
     # --- the operations that reach the exchange ---
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         inputs = spec.require_valid(_clean(props))
         client = self._client()
+        if "adopt_api_key" in inputs:
+            return self._adopt(client, inputs)
         key_type: str = inputs["key_type"]
-        symbol: str | None = inputs.get("symbol")
         public_key: str | None = inputs.get("public_key")
         private_key: str | None = None
         origin = "provided" if public_key else "exchange"
@@ -123,21 +175,56 @@ class MarginSpecialKeyProvider(ResourceProvider):
             public_key, private_key, origin = pair.public_key_pem, pair.private_key_pem, "generated"
 
         created = self._create_reconciled(client, inputs, public_key)
+        return self._created(inputs, created.api_key, origin, public_key, private_key,
+                             created.secret_key)
+
+    @staticmethod
+    def _created(inputs: Mapping[str, Any], api_key: str, origin: str, public_key: str | None,
+                 private_key: str | None, secret_key: str | None) -> CreateResult:
         outs: dict[str, Any] = {
-            **inputs,
-            "api_key": created.api_key,
+            **{k: v for k, v in inputs.items() if k not in spec.ADOPT_FIELDS},
+            "api_key": api_key,
             "key_origin": origin,
             "created_at_ms": int(time.time() * 1000),
         }
-        if public_key:
-            outs["public_key"] = public_key
+        for name, value in (("public_key", public_key), ("private_key", private_key),
+                            ("secret_key", secret_key)):
+            if value:
+                outs[name] = value
+        return CreateResult(api_key, outs)
+
+    def _adopt(self, client: BinanceClient, inputs: Mapping[str, Any]) -> CreateResult:
+        """Bring an existing key under management without recreating it."""
+        api_key: str = inputs["adopt_api_key"]
+        symbol: str | None = inputs.get("symbol")
+        scope = f"isolated pair {symbol}" if symbol else "the cross margin account"
+        try:
+            found = client.query_special_key(api_key, symbol)
+        except KeyNotFound:
+            raise KeyNotFound(404, -2008, f"no special key {api_key[:8]}… on {scope}",
+                              "adopt special key") from None
+        wanted = {"ED25519": "Ed25519", "RSA": "RSA", "HMAC": "HMAC_SHA256"}[inputs["key_type"]]
+        if found.key_type != wanted:
+            raise ExchangeStateMismatch(
+                f"adopt {api_key[:8]}…: the exchange holds a {found.key_type} key, but key_type is"
+                f" {inputs['key_type']}; declare the key type it has"
+            )
+        if found.api_name != inputs["api_name"]:
+            raise ExchangeStateMismatch(
+                f"adopt {api_key[:8]}…: its apiName on the exchange is {found.api_name!r}, not"
+                f" {inputs['api_name']!r}; declare api_name as it is (renaming means a new key)"
+            )
+        declared = list(inputs.get("ip_whitelist", []))
+        if sorted(spec.normalize_ip_list(list(found.ips))) != sorted(declared):
+            self._edit_ips(client, api_key, symbol, declared)
+        public_key = None
+        private_key = inputs.get("adopt_private_key")
         if private_key:
-            outs["private_key"] = private_key
-        if created.secret_key:
-            outs["secret_key"] = created.secret_key
-        if symbol is None:
-            outs.pop("symbol", None)
-        return CreateResult(created.api_key, outs)
+            from .keys import read_private_key
+
+            public_key = read_private_key(private_key).pem
+        return self._created(inputs, api_key, "adopted", public_key, private_key,
+                             inputs.get("adopt_secret_key"))
 
     def _create_reconciled(
         self, client: BinanceClient, inputs: Mapping[str, Any], public_key: str | None
@@ -147,13 +234,31 @@ class MarginSpecialKeyProvider(ResourceProvider):
 
         name: str = inputs["api_name"]
         symbol: str | None = inputs.get("symbol")
-        before = {k.api_key for k in client.list_special_keys(symbol)}
+        existing = client.list_special_keys(symbol)
+        namesakes = [k for k in existing if k.api_name == name
+                     and k.api_key not in _PLANNED_REPLACEMENTS]
+        if namesakes and not inputs.get("allow_duplicate_name"):
+            scope = f"isolated pair {symbol}" if symbol else "the cross margin account"
+            raise DuplicateName(
+                f"apiName {name!r} already exists on {scope} (apiKey {namesakes[0].api_key}) and"
+                " this stack does not manage it. Adopt it (adopt_api_key / adoptApiKey:"
+                f" {namesakes[0].api_key}), delete it, or set allow_duplicate_name"
+                " (allowDuplicateName: true) to have several keys of that name."
+            )
+        before = {k.api_key for k in existing}
         for _ in range(CREATE_ATTEMPTS):
             try:
                 return client.create_special_key(
                     name, symbol, list(inputs.get("ip_whitelist", [])), public_key,
                     inputs.get("permission_mode"),
                 )
+            except InvalidRequest as exc:
+                if "API keys" in exc.msg:
+                    raise AccountKeyLimit(
+                        f"{exc} — the account has no room for another key; when replacing, set"
+                        " delete_before_replace (deleteBeforeReplace: true) to delete the old key first"
+                    ) from None
+                raise
             except OutcomeUnknown:
                 appeared = self._appeared(client, before, name, symbol)
             if len(appeared) == 1 and public_key is not None:
@@ -182,23 +287,24 @@ class MarginSpecialKeyProvider(ResourceProvider):
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         old = _clean(olds)
         inputs = spec.require_valid(_clean(news))
-        symbol = old.get("symbol")
         declared = sorted(inputs.get("ip_whitelist", []))
         if sorted(old.get("ip_whitelist", [])) != declared:
-            client = self._client()
-            client.edit_ip(old["api_key"], symbol, declared)
-            # Binance does not document whether edit-ip replaces or appends: prove it replaced.
-            held = sorted(spec.normalize_ip_list(
-                list(client.query_special_key(old["api_key"], symbol).ips)
-            ))
-            if held != declared:
-                raise ExchangeStateMismatch(
-                    f"after editing the IPs of {old['api_key'][:8]}… the exchange holds {held},"
-                    f" not the declared {declared}"
-                )
+            self._edit_ips(self._client(), old["api_key"], old.get("symbol"), declared)
         outs = {k: v for k, v in old.items() if k not in spec.INPUT_FIELDS or k == "public_key"}
-        outs.update({k: v for k, v in inputs.items() if k != "public_key"})
+        outs.update({k: v for k, v in inputs.items()
+                     if k != "public_key" and k not in spec.ADOPT_FIELDS})
         return UpdateResult(outs)
+
+    @staticmethod
+    def _edit_ips(client: BinanceClient, api_key: str, symbol: str | None, declared: list[str]) -> None:
+        client.edit_ip(api_key, symbol, declared)
+        # Binance does not document whether edit-ip replaces or appends: prove it replaced.
+        held = sorted(spec.normalize_ip_list(list(client.query_special_key(api_key, symbol).ips)))
+        if held != sorted(declared):
+            raise ExchangeStateMismatch(
+                f"after editing the IPs of {api_key[:8]}… the exchange holds {held},"
+                f" not the declared {sorted(declared)}"
+            )
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         old = _clean(props)
@@ -224,6 +330,10 @@ class MarginSpecialKeyProvider(ResourceProvider):
         self._client().delete_special_key(id_, _clean(props).get("symbol"))
 
 
+def _secret(value: pulumi.Input[str] | None) -> pulumi.Output[str] | None:
+    return None if value is None else pulumi.Output.secret(value)
+
+
 class MarginSpecialKey(Resource, module="binance", name="MarginSpecialKey"):
     """A Binance margin special key (low-latency trading), VIP 7+ accounts.
 
@@ -245,6 +355,7 @@ class MarginSpecialKey(Resource, module="binance", name="MarginSpecialKey"):
     created_at_ms: pulumi.Output[float]
     keepers: pulumi.Output[dict[str, str] | None]
     rotate_after_days: pulumi.Output[int | None]
+    allow_duplicate_name: pulumi.Output[bool | None]
 
     def __init__(
         self,
@@ -259,6 +370,10 @@ class MarginSpecialKey(Resource, module="binance", name="MarginSpecialKey"):
         public_key: pulumi.Input[str] | None = None,
         keepers: pulumi.Input[Mapping[str, pulumi.Input[str]]] | None = None,
         rotate_after_days: pulumi.Input[int] | None = None,
+        adopt_api_key: pulumi.Input[str] | None = None,
+        adopt_private_key: pulumi.Input[str] | None = None,
+        adopt_secret_key: pulumi.Input[str] | None = None,
+        allow_duplicate_name: pulumi.Input[bool] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         props: dict[str, Any] = {
@@ -271,6 +386,14 @@ class MarginSpecialKey(Resource, module="binance", name="MarginSpecialKey"):
             "public_key": public_key,
             "keepers": keepers,
             "rotate_after_days": rotate_after_days,
+            "adopt_api_key": adopt_api_key,
+            # Secret inputs, so they are encrypted in state whatever the caller passed.
+            "adopt_private_key": _secret(adopt_private_key),
+            "adopt_secret_key": _secret(adopt_secret_key),
+            "allow_duplicate_name": allow_duplicate_name,
+            # The provider sees resource options only as inputs: diff needs this one to know
+            # whether a replacement makes the new key first (and needs room for it).
+            "delete_before_replace": True if opts and opts.delete_before_replace else None,
         }
         props.update({name: None for name in OUTPUT_FIELDS})
         secrets = pulumi.ResourceOptions(additional_secret_outputs=SECRET_OUTPUTS)

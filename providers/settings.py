@@ -2,7 +2,8 @@
 
 Read in `configure()`, in the provider process only, and never pickled. Stack config:
 `binance:apiKey`, one of `binance:secretKey` (HMAC) or `binance:privateKey` (PEM, Ed25519 or
-RSA), `binance:baseUrl`, `binance:recvWindow`, `binance:requestTimeout`. Environment fallbacks:
+RSA), `binance:baseUrl`, `binance:recvWindow`, `binance:requestTimeout`,
+`binance:otherApiKeys`. Environment fallbacks:
 BINANCE_API_KEY, BINANCE_SECRET_KEY, BINANCE_PRIVATE_KEY, BINANCE_BASE_URL.
 """
 
@@ -32,6 +33,9 @@ class ProviderSettings:
     private_key_pem: str | None = field(default=None, repr=False)
     recv_window_ms: int = 5000
     timeout_seconds: float = 10.0
+    # API keys of the account that the special-key list cannot show (normal keys, keys of other
+    # isolated pairs); counted against Binance's 30-key limit before a create-first replacement.
+    other_api_keys: int = 1
 
 
 def _is_loopback(host: str) -> bool:
@@ -109,6 +113,7 @@ def read_settings(
     base_url = check_base_url(get("baseUrl", "BINANCE_BASE_URL") or DEFAULT_BASE_URL)
     recv_window = _int_setting("binance:recvWindow", get("recvWindow"), 1, 60000, 5000)
     timeout = _int_setting("binance:requestTimeout", get("requestTimeout"), 1, 300, 10)
+    other_keys = _int_setting("binance:otherApiKeys", get("otherApiKeys"), 0, 29, 1)
     return ProviderSettings(
         base_url=base_url,
         api_key=api_key.strip(),
@@ -116,6 +121,7 @@ def read_settings(
         private_key_pem=private_key,
         recv_window_ms=recv_window,
         timeout_seconds=float(timeout),
+        other_api_keys=other_keys,
     )
 
 

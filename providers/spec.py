@@ -32,8 +32,13 @@ REPLACE_FIELDS = (
 # What the exchange can change on an existing key.
 UPDATE_FIELDS = ("ip_whitelist",)
 # Kept in state only; changing them touches nothing on the exchange.
-STATE_FIELDS = ("rotate_after_days",)
-INPUT_FIELDS = REPLACE_FIELDS + UPDATE_FIELDS + STATE_FIELDS
+STATE_FIELDS = ("rotate_after_days", "allow_duplicate_name", "delete_before_replace")
+# How an existing key is adopted at create; never compared, never copied into outputs (the
+# private key and secret are secret inputs, and reappear only as the secret outputs).
+ADOPT_FIELDS = ("adopt_api_key", "adopt_private_key", "adopt_secret_key")
+DIFF_FIELDS = REPLACE_FIELDS + UPDATE_FIELDS + STATE_FIELDS
+INPUT_FIELDS = DIFF_FIELDS + ADOPT_FIELDS
+API_KEY_PATTERN = re.compile(r"^[A-Za-z0-9]{1,128}$")
 
 
 @dataclass(frozen=True)
@@ -154,6 +159,65 @@ def _check_keepers(value: Any) -> dict[str, str] | None:
     return dict(sorted(out.items()))
 
 
+def _check_bool(value: Any) -> bool | None:
+    if value is None:
+        return None
+    if not isinstance(value, bool):
+        raise ValueError(f"{value!r} is not true or false")
+    return value
+
+
+def _check_adoption(news: Mapping[str, Any], key_type: Any, failures: list[Failure],
+                    out: dict[str, Any]) -> None:
+    api_key = news.get("adopt_api_key")
+    private_key = news.get("adopt_private_key")
+    secret_key = news.get("adopt_secret_key")
+    for name, value in (("adopt_api_key", api_key), ("adopt_private_key", private_key),
+                        ("adopt_secret_key", secret_key)):
+        if is_unknown(value):
+            out[name] = value
+    if _absent(api_key):
+        for name, value in (("adopt_private_key", private_key), ("adopt_secret_key", secret_key)):
+            if not _absent(value):
+                failures.append(Failure(name, "needs adopt_api_key, the apiKey of the key to adopt"))
+        return
+    if is_unknown(api_key):
+        return
+    if not isinstance(api_key, str) or not API_KEY_PATTERN.match(api_key):
+        failures.append(Failure("adopt_api_key", "must be the apiKey of an existing special key"
+                                " (letters and digits)"))
+        return
+    out["adopt_api_key"] = api_key
+    if not _absent(news.get("public_key")) and not is_unknown(news.get("public_key")):
+        failures.append(Failure("public_key", "an adopted key keeps its own key pair; remove public_key"))
+    if not _absent(secret_key) and not is_unknown(secret_key):
+        if key_type != "HMAC":
+            failures.append(Failure("adopt_secret_key", f"applies to HMAC keys; key_type is {key_type}"))
+        elif not isinstance(secret_key, str) or not API_KEY_PATTERN.match(secret_key):
+            failures.append(Failure("adopt_secret_key", "is not an HMAC secret (letters and digits)"))
+        else:
+            out["adopt_secret_key"] = secret_key
+    if not _absent(private_key) and not is_unknown(private_key):
+        if key_type == "HMAC":
+            failures.append(Failure(
+                "adopt_private_key", "HMAC keys have no private key; use adopt_secret_key"))
+            return
+        from .keys import read_private_key
+
+        try:
+            info = read_private_key(str(private_key))
+        except ValueError as exc:
+            failures.append(Failure("adopt_private_key", str(exc)))
+            return
+        if not is_unknown(key_type) and info.key_type != key_type:
+            failures.append(Failure(
+                "adopt_private_key", f"is an {info.key_type} key but key_type is {key_type}"))
+            return
+        out["adopt_private_key"] = private_key
+        if info.bits is not None:
+            out["rsa_bits"] = info.bits
+
+
 def check_inputs(news: Mapping[str, Any]) -> tuple[dict[str, Any], list[Failure]]:
     """Validated, normalized inputs and the failures, each naming its property."""
     out: dict[str, Any] = {k: v for k, v in news.items() if k not in INPUT_FIELDS}
@@ -239,6 +303,9 @@ def check_inputs(news: Mapping[str, Any]) -> tuple[dict[str, Any], list[Failure]
                         out["rsa_bits"] = info.bits
 
     field("keepers", _check_keepers)
+    field("allow_duplicate_name", _check_bool)
+    field("delete_before_replace", _check_bool)
+    _check_adoption(news, key_type, failures, out)
     rotate = news.get("rotate_after_days")
     if is_unknown(rotate):
         out["rotate_after_days"] = rotate
@@ -282,7 +349,7 @@ def plan_diff(olds: Mapping[str, Any], news: Mapping[str, Any], now_ms: int) -> 
     changes: list[str] = []
     replaces: list[str] = []
     defaults = {"key_type": "ED25519"}
-    for name in INPUT_FIELDS:
+    for name in DIFF_FIELDS:
         new = news.get(name, defaults.get(name))
         old = _declared_public_key(olds) if name == "public_key" else olds.get(name, defaults.get(name))
         if name == "ip_whitelist":

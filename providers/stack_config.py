@@ -26,6 +26,10 @@ FIELDS = {
     "publicKey": "public_key",
     "keepers": "keepers",
     "rotateAfterDays": "rotate_after_days",
+    "adoptApiKey": "adopt_api_key",
+    "adoptPrivateKey": "adopt_private_key",
+    "adoptSecretKey": "adopt_secret_key",
+    "allowDuplicateName": "allow_duplicate_name",
 }
 OPTION_FIELDS = {"deleteBeforeReplace": "delete_before_replace", "protect": "protect"}
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
