@@ -127,30 +127,29 @@ class MarginSpecialKeyProvider(ResourceProvider):
             # The new key is made while the old one lives; create() must not take the old key
             # for a stranger holding the same name.
             _PLANNED_REPLACEMENTS.add(old["api_key"])
-            self._check_room_for_replacement(old, new)
+            self._check_room_for_replacement(old)
         return DiffResult(
             changes=plan.changed, replaces=plan.replaces,
             delete_before_replace=True if plan.replaces and delete_first else None,
         )
 
-    def _check_room_for_replacement(self, old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
+    def _check_room_for_replacement(self, old: Mapping[str, Any]) -> None:
         """Fail at preview when a create-first replacement cannot fit under the 30-key limit.
 
-        Binance counts normal and special keys together and lists only special keys, per margin
-        account: what is counted here is the cross margin keys, the keys of this pair, and
-        `binance:otherApiKeys` (default 1: the provider's own key) for what cannot be listed.
+        Binance counts normal and special keys together and lists only special keys, one margin
+        account at a time: the cross margin keys and those of every isolated pair are counted,
+        plus `binance:otherApiKeys` (default 1: the provider's own key) for the normal keys.
         """
-        symbols = {None, old.get("symbol"), new.get("symbol") if not spec.is_unknown(new.get("symbol"))
-                   else None}
         client = self._client()
-        counted = sum(len(client.list_special_keys(sym)) for sym in symbols)
+        scopes: list[str | None] = [None, *client.isolated_symbols()]
+        counted = sum(len(client.list_special_keys(scope)) for scope in scopes)
         assert self._settings is not None
         total = counted + self._settings.other_api_keys
         if total + 1 > ACCOUNT_KEY_LIMIT:
             raise AccountKeyLimit(
                 f"replacing {old.get('api_name')!r} creates the new key before deleting the old one,"
                 f" but the account already holds {total} of its {ACCOUNT_KEY_LIMIT} API keys"
-                f" ({counted} special keys listed + binance:otherApiKeys={self._settings.other_api_keys})."
+                f" ({counted} special keys + binance:otherApiKeys={self._settings.other_api_keys})."
                 " Set delete_before_replace (deleteBeforeReplace: true in stack config) to delete"
                 " first, or free a key."
             )

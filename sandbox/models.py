@@ -334,6 +334,21 @@ class Exchange:
                 tx.delete_key(key.api_key)
         return {}
 
+    def isolated_account(self, account: Account, symbols: str | None) -> dict[str, object]:
+        """Query Isolated Margin Account Info, reduced to what this sandbox models: the pairs."""
+        wanted = account.isolated_symbols
+        if symbols:
+            asked = [s.strip() for s in symbols.split(",")]
+            if len(asked) > 5:
+                raise errors.invalid_input("At most 5 symbols.")
+            for symbol in asked:
+                self._symbol(account, symbol)
+            wanted = tuple(asked)
+        return {
+            "assets": [{"symbol": s, "isolatedCreated": True, "enabled": True} for s in wanted],
+            "totalAssetOfBtc": "0", "totalLiabilityOfBtc": "0", "totalNetAssetOfBtc": "0",
+        }
+
     def exit_special_key_mode(self, account: Account) -> dict[str, object]:
         if account.account_type != "CROSS_MARGIN_CLASSIC":
             raise errors.unsupported_operation(

@@ -67,6 +67,9 @@ ROUTES: dict[tuple[str, str], Route] = {
             acct, p.get("apiKey"), p.get("apiName"), p.get("symbol")
         ),
     ),
+    ("GET", "/sapi/v1/margin/isolated/account"): Route(
+        10, COMMON | {"symbols"}, lambda ex, acct, p: ex.isolated_account(acct, p.get("symbols"))
+    ),
     ("POST", "/sapi/v1/margin/exit-special-key-mode"): Route(
         10, COMMON, lambda ex, acct, p: ex.exit_special_key_mode(acct)
     ),

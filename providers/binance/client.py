@@ -133,6 +133,11 @@ class BinanceClient:
                             "list special keys")
         return [SpecialKey.from_wire(item) for item in data]
 
+    def isolated_symbols(self) -> list[str]:
+        """The account's isolated margin pairs (Query Isolated Margin Account Info)."""
+        data = self._signed("GET", "/sapi/v1/margin/isolated/account", {}, "list isolated margin pairs")
+        return [str(asset["symbol"]) for asset in data.get("assets", [])]
+
     def edit_ip(self, api_key: str, symbol: str | None, ips: list[str]) -> None:
         params = self._scoped({"apiKey": api_key, "ip": ",".join(ips) if ips else NO_IP}, symbol)
         self._signed("PUT", "/sapi/v1/margin/apiKey/ip", params, "edit special key IPs")

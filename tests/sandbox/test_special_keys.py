@@ -155,3 +155,12 @@ def test_exit_special_key_mode_deletes_all_and_starts_a_cooldown(wire: Wire) -> 
     assert wire.send("GET", LIST).json() == []
     assert wire.send("GET", LIST, {"symbol": "ETHUSDT"}).json() == []
     assert "24 hours" in wire.send("POST", KEY, body_params={"apiName": "c"}).json()["msg"]
+
+
+def test_isolated_account_lists_the_account_pairs(wire: Wire) -> None:
+    info = wire.send("GET", "/sapi/v1/margin/isolated/account")
+    assert info.headers["X-SAPI-USED-UID-WEIGHT-1M"] == "10"
+    assert [a["symbol"] for a in info.json()["assets"]] == ["BTCUSDT", "ETHUSDT"]
+    only = wire.send("GET", "/sapi/v1/margin/isolated/account", {"symbols": "ETHUSDT"}).json()
+    assert [a["symbol"] for a in only["assets"]] == ["ETHUSDT"]
+    assert error_code(wire.send("GET", "/sapi/v1/margin/isolated/account", {"symbols": "SOLUSDT"})) == -3028
