@@ -6,7 +6,7 @@ key object that parsing returns, never guessed from its length.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
@@ -28,6 +28,7 @@ class PublicKeyInfo:
     key_type: str  # ED25519 or RSA
     bits: int | None  # RSA only
     pem: str  # canonical PKCS#8 SubjectPublicKeyInfo PEM
+    private_pem: str | None = field(default=None, repr=False)  # canonical PKCS#8, when read from one
 
 
 def _private_pem(key: ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey) -> str:
@@ -80,9 +81,9 @@ def read_private_key(pem: str) -> PublicKeyInfo:
     except (ValueError, TypeError):
         raise ValueError("is not a readable, unencrypted PEM private key") from None
     if isinstance(key, ed25519.Ed25519PrivateKey):
-        return PublicKeyInfo("ED25519", None, _public_pem(key.public_key()))
+        return PublicKeyInfo("ED25519", None, _public_pem(key.public_key()), _private_pem(key))
     if isinstance(key, rsa.RSAPrivateKey):
         if key.key_size not in RSA_SIZES:
             raise ValueError(f"is an RSA key of {key.key_size} bits; Binance takes 2048 or 4096")
-        return PublicKeyInfo("RSA", key.key_size, _public_pem(key.public_key()))
+        return PublicKeyInfo("RSA", key.key_size, _public_pem(key.public_key()), _private_pem(key))
     raise ValueError("must be an Ed25519 or RSA private key")

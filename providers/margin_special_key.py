@@ -216,12 +216,12 @@ class MarginSpecialKeyProvider(ResourceProvider):
         declared = list(inputs.get("ip_whitelist", []))
         if sorted(spec.normalize_ip_list(list(found.ips))) != sorted(declared):
             self._edit_ips(client, api_key, symbol, declared)
-        public_key = None
-        private_key = inputs.get("adopt_private_key")
-        if private_key:
+        public_key = private_key = None
+        if inputs.get("adopt_private_key"):
             from .keys import read_private_key
 
-            public_key = read_private_key(private_key).pem
+            info = read_private_key(inputs["adopt_private_key"])
+            public_key, private_key = info.pem, info.private_pem
         return self._created(inputs, api_key, "adopted", public_key, private_key,
                              inputs.get("adopt_secret_key"))
 

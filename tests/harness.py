@@ -8,6 +8,7 @@ secrets in a temporary directory.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -90,6 +91,14 @@ class SandboxProcess:
             cwd=ROOT, check=True, capture_output=True, text=True,
         )
         return SandboxAccount(json.loads(out.stdout))
+
+
+def same_secret(held: str | None, expected: str | None) -> bool:
+    """Compare secrets by digest, so a failing assertion never prints one."""
+    def digest(value: str | None) -> str | None:
+        return None if value is None else hashlib.sha256(value.strip().encode()).hexdigest()
+
+    return digest(held) == digest(expected)
 
 
 class SandboxAccount(dict[str, str]):

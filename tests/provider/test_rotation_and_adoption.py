@@ -17,7 +17,7 @@ from providers.margin_special_key import (
     MarginSpecialKeyProvider,
 )
 from providers.settings import make_client, read_settings
-from tests.harness import SandboxAccount, SandboxProcess
+from tests.harness import SandboxAccount, SandboxProcess, same_secret
 from tests.provider.conftest import checked
 
 
@@ -86,9 +86,9 @@ def test_adoption_keeps_the_key_and_applies_the_declared_ips(
     assert adopted.id == made.api_key and outs["key_origin"] == "adopted"
     assert [(k["apiKey"], k["ip"]) for k in exchange_keys()] == [(made.api_key, "10.0.0.1")]
     if key_type == "HMAC":
-        assert outs["secret_key"] == made.secret_key
+        assert same_secret(outs["secret_key"], made.secret_key)
     else:
-        assert outs["private_key"] == private and outs["public_key"] == public
+        assert same_secret(outs["private_key"], private) and outs["public_key"] == public
     assert not any(k.startswith("adopt_") for k in outs)
 
     updated = provider.update(adopted.id, outs, {**news, "ip_whitelist": ["10.0.0.2"]})

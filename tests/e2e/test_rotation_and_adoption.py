@@ -1,0 +1,159 @@
+"""Rotation, adoption and unknown outcomes through `pulumi up` on the real engine."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+
+from tests.e2e.test_lifecycle import exchange_client, step_ops
+from tests.harness import PulumiProject, SandboxAccount, SandboxProcess, same_secret
+
+KEY = "/sapi/v1/margin/apiKey"
+
+
+def mutations(sandbox: SandboxProcess) -> list[tuple[str, str]]:
+    return [(r["method"], r["path"]) for r in sandbox.requests_log()
+            if r["method"] in ("POST", "PUT", "DELETE")]
+
+
+def test_rotation_by_keepers_makes_the_new_key_before_the_old_goes(
+    project: PulumiProject, sandbox: SandboxProcess, account: SandboxAccount
+) -> None:
+    project.set_keys([{"name": "bot", "keepers": {"rotation": "2026-11"}, "ipWhitelist": ["10.0.0.1"]}])
+    project.up()
+    old = sandbox.special_keys(account["accountId"])[0]["apiKey"]
+
+    project.set_keys([{"name": "bot", "keepers": {"rotation": "2026-12"}, "ipWhitelist": ["10.0.0.1"]}])
+    assert step_ops(project)["bot"] == ["replace"]
+    sandbox.reset_requests()
+    project.up()
+    project.expect_no_changes()
+    assert mutations(sandbox) == [("POST", KEY), ("DELETE", KEY)]  # both keys live in between
+    keys = sandbox.special_keys(account["accountId"])
+    assert len(keys) == 1 and keys[0]["apiKey"] != old and keys[0]["apiName"] == "bot"
+    assert project.outputs()["keys"]["bot"]["apiKey"] == keys[0]["apiKey"]
+    project.destroy()
+
+
+def test_rotation_by_age_shows_as_a_replacement_in_the_next_preview(
+    project: PulumiProject, sandbox: SandboxProcess, account: SandboxAccount
+) -> None:
+    project.set_keys([{"name": "aged", "rotateAfterDays": 30}])
+    project.up()
+    project.expect_no_changes()
+    old = sandbox.special_keys(account["accountId"])[0]["apiKey"]
+
+    # Thirty-one days later, as far as the state knows.
+    state = project.export()
+    for resource in state["deployment"]["resources"]:
+        if resource["type"].endswith("MarginSpecialKey"):
+            resource["outputs"]["created_at_ms"] = (time.time() - 31 * 86400) * 1000
+    (project.directory / "aged.json").write_text(json.dumps(state))
+    project.run("stack", "import", "--file", "aged.json")
+
+    assert step_ops(project)["aged"] == ["replace"]
+    project.up()
+    project.expect_no_changes()
+    keys = sandbox.special_keys(account["accountId"])
+    assert len(keys) == 1 and keys[0]["apiKey"] != old
+    project.destroy()
+
+
+def test_full_account_refuses_a_create_first_replacement_at_preview(
+    project: PulumiProject, sandbox: SandboxProcess, account: SandboxAccount
+) -> None:
+    project.set_keys([{"name": "k", "keepers": {"v": "1"}}])
+    project.up()
+    others = exchange_client(sandbox, account)
+    for i in range(28):
+        others.create_special_key(f"other-{i}", None if i % 3 else "ETHUSDT", [], None, None)
+
+    project.set_keys([{"name": "k", "keepers": {"v": "2"}}])
+    sandbox.reset_requests()
+    refused = project.preview(check=False)
+    assert refused.returncode != 0
+    assert "30 API keys" in refused.output and "deleteBeforeReplace" in refused.output
+    assert mutations(sandbox) == []
+
+    project.set_keys([{"name": "k", "keepers": {"v": "2"}, "deleteBeforeReplace": True}])
+    project.up()
+    project.expect_no_changes()
+    assert mutations(sandbox)[-2:] == [("DELETE", KEY), ("POST", KEY)]
+    assert len(sandbox.special_keys(account["accountId"])) == 29
+
+
+@pytest.mark.parametrize("key_type", ["ED25519", "RSA", "HMAC"])
+def test_adopt_an_existing_key_then_edit_ips_and_destroy(
+    project: PulumiProject, sandbox: SandboxProcess, account: SandboxAccount, key_type: str
+) -> None:
+    from tests.provider.test_rotation_and_adoption import keypair
+
+    public, private = keypair(key_type) if key_type != "HMAC" else (None, None)
+    made = exchange_client(sandbox, account).create_special_key(
+        "legacy", "BTCUSDT", ["10.0.0.9"], public, None)
+    project.set_keys([{"name": "legacy", "symbol": "BTCUSDT", "keyType": key_type,
+                       "ipWhitelist": ["10.0.0.9"], "adoptApiKey": made.api_key}])
+    secret_path = "adoptSecretKey" if key_type == "HMAC" else "adoptPrivateKey"
+    project.run("config", "set", "--secret", "--path", f"keys[0].{secret_path}",
+                input=made.secret_key if key_type == "HMAC" else private)
+    project.up()
+    project.expect_no_changes()
+    assert [k["apiKey"] for k in sandbox.special_keys(account["accountId"])] == [made.api_key]
+    held = project.outputs(show_secrets=True)["credentials"]["legacy"]
+    assert same_secret(held.get("secretKey" if key_type == "HMAC" else "privateKey"),
+                       made.secret_key if key_type == "HMAC" else private)
+    assert (made.secret_key or private or "x") not in project.run("stack", "export").stdout
+
+    project.run("config", "set", "--path", "keys[0].ipWhitelist[0]", "10.0.0.10")
+    assert step_ops(project)["legacy"] == ["update"]
+    project.up()
+    assert [(k["apiKey"], k["ip"]) for k in sandbox.special_keys(account["accountId"])] == [
+        (made.api_key, "10.0.0.10")]
+    project.destroy()
+    assert sandbox.special_keys(account["accountId"]) == []
+
+
+def test_an_unmanaged_key_of_the_same_name_is_refused_at_up(
+    project: PulumiProject, sandbox: SandboxProcess, account: SandboxAccount
+) -> None:
+    theirs = exchange_client(sandbox, account).create_special_key("desk", None, [], None, None)
+    project.set_keys([{"name": "desk"}])
+    refused = project.up(check=False)
+    assert refused.returncode != 0
+    assert theirs.api_key in refused.output and "adoptApiKey" in refused.output
+    assert [k["apiKey"] for k in sandbox.special_keys(account["accountId"])] == [theirs.api_key]
+    assert project.resources() == []
+
+
+FAULTS: dict[str, dict[str, Any]] = {
+    "5xx before": {"action": "error", "status": 503, "code": -1001, "msg": "Internal error."},
+    "5xx after": {"action": "error_after", "status": 500},
+    "drop after": {"action": "drop_after"},
+    "429": {"action": "error", "status": 429, "code": -1003, "msg": "Too many requests.", "retry_after": 1},
+}
+
+
+@pytest.mark.parametrize("fault", list(FAULTS))
+def test_up_through_a_faulty_exchange_agrees_with_it(
+    project: PulumiProject, clean_faults: SandboxProcess, account: SandboxAccount, fault: str
+) -> None:
+    sandbox = clean_faults
+    for method in ("POST", "PUT", "DELETE"):
+        sandbox.add_fault(method=method, path=KEY if method != "PUT" else KEY + "/ip", count=1,
+                          **FAULTS[fault])
+    project.set_keys([{"name": "hm", "keyType": "HMAC", "ipWhitelist": ["10.0.0.1"]}])
+    project.up()
+    keys = sandbox.special_keys(account["accountId"])
+    state = project.resources()
+    assert [k["apiKey"] for k in keys] == [r["id"] for r in state]
+
+    project.set_keys([{"name": "hm", "keyType": "HMAC", "ipWhitelist": ["10.0.0.2"]}])
+    project.up()
+    assert [(k["apiKey"], k["ip"]) for k in sandbox.special_keys(account["accountId"])] == [
+        (state[0]["id"], "10.0.0.2")]
+    project.expect_no_changes()
+    project.destroy()
+    assert sandbox.special_keys(account["accountId"]) == []
