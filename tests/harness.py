@@ -126,6 +126,7 @@ class PulumiProject:
 
     directory: Path
     home: Path
+    stack: str = "test"
     extra_env: dict[str, str] = field(default_factory=dict)
     runs: list[Run] = field(default_factory=list)
 
@@ -134,16 +135,24 @@ class PulumiProject:
                stack: str = "test") -> PulumiProject:
         directory.mkdir(parents=True, exist_ok=True)
         (directory / "state").mkdir(exist_ok=True)
+        (directory / "stacks").mkdir(exist_ok=True)
         (directory / "Pulumi.yaml").write_text(
             "name: margin-special-keys\n"
             "runtime:\n  name: python\n  options:\n    toolchain: pip\n"
             f"    virtualenv: {ROOT / '.venv'}\n"
+            "stackConfigDir: stacks\n"
         )
         if program is None:
             shutil.copy(ROOT / "__main__.py", directory / "__main__.py")
         else:
             (directory / "__main__.py").write_text(program)
-        project = cls(directory, home)
+        project = cls(directory, home, stack)
+        project.run("stack", "init", stack)
+        return project
+
+    def other_stack(self, stack: str) -> PulumiProject:
+        """Another stack of the same project (one stack per sub-account)."""
+        project = PulumiProject(self.directory, self.home, stack, dict(self.extra_env))
         project.run("stack", "init", stack)
         return project
 
@@ -165,6 +174,8 @@ class PulumiProject:
     def run(self, *args: str, check: bool = True, input: str | None = None,
             timeout: float = 300) -> Run:
         cmd = ["pulumi", *args, "--non-interactive", "--color", "never"]
+        if args[:2] != ("stack", "init") and args[:1] != ("version",):
+            cmd += ["--stack", self.stack]
         proc = subprocess.run(
             cmd, cwd=self.directory, env=self.env(), capture_output=True, text=True,
             input=input, timeout=timeout,

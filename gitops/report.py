@@ -1,0 +1,84 @@
+"""The runner's summary: one row per stack, as Markdown for a pull request and JSON for machines."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+
+CHANGE_OPS = ("create", "update", "replace", "delete")
+
+
+@dataclass
+class StackResult:
+    stack: str
+    operation: str
+    ok: bool = True
+    changes: dict[str, int] = field(default_factory=dict)
+    drifted: bool = False
+    error: str | None = None
+    duration_s: float = 0.0
+    orphans: list[dict[str, str]] = field(default_factory=list)
+
+    def count(self, op: str) -> int:
+        # The engine reports replacements as "replace" in summaries and
+        # "create-replacement"/"delete-replaced" in some step counts.
+        if op == "replace":
+            return self.changes.get("replace", 0) or self.changes.get("create-replacement", 0)
+        return self.changes.get(op, 0)
+
+    @property
+    def changed(self) -> bool:
+        return any(self.count(op) for op in CHANGE_OPS)
+
+
+def exit_code(results: Iterable[StackResult], operation: str) -> int:
+    results = list(results)
+    if any(not r.ok for r in results):
+        return 1
+    if operation == "drift" and any(r.drifted for r in results):
+        return 2
+    if operation == "orphans" and any(r.orphans for r in results):
+        return 3
+    return 0
+
+
+def _status(result: StackResult) -> str:
+    if not result.ok:
+        return "❌ error"
+    if result.operation == "drift":
+        return "⚠️ drift" if result.drifted else "✅ in sync"
+    if result.operation == "orphans":
+        return f"⚠️ {len(result.orphans)} orphan(s)" if result.orphans else "✅ none"
+    return "✅ changes" if result.changed else "✅ no changes"
+
+
+def markdown(results: Iterable[StackResult], operation: str) -> str:
+    rows = [
+        f"### margin special keys: `{operation}`",
+        "",
+        "| stack | result | create | update | replace | delete | errors | duration |",
+        "|---|---|---:|---:|---:|---:|---|---:|",
+    ]
+    for r in results:
+        error = (r.error or "").replace("|", "\\|").replace("\n", " ")
+        if len(error) > 160:
+            error = error[:157] + "..."
+        rows.append(
+            f"| `{r.stack}` | {_status(r)} | {r.count('create')} | {r.count('update')} |"
+            f" {r.count('replace')} | {r.count('delete')} | {error} | {r.duration_s:.1f}s |"
+        )
+    orphans = [(r.stack, o) for r in results for o in r.orphans]
+    if orphans:
+        rows += ["", "Orphaned special keys (on the account, managed by no stack):", ""]
+        rows += [f"- `{stack}`: `{o['apiKey']}` {o['apiName']!r} on {o['scope']}" for stack, o in orphans]
+    return "\n".join(rows) + "\n"
+
+
+def as_json(results: Iterable[StackResult], operation: str) -> str:
+    results = list(results)
+    return json.dumps(
+        {"operation": operation, "exitCode": exit_code(results, operation),
+         "stacks": [asdict(r) for r in results]},
+        indent=2,
+    )
