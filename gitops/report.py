@@ -38,7 +38,7 @@ def exit_code(results: Iterable[StackResult], operation: str) -> int:
         return 1
     if operation == "drift" and any(r.drifted for r in results):
         return 2
-    if operation == "orphans" and any(r.orphans for r in results):
+    if operation == "orphans" and any(o.get("deleted") != "yes" for r in results for o in r.orphans):
         return 3
     return 0
 
@@ -71,7 +71,8 @@ def markdown(results: Iterable[StackResult], operation: str) -> str:
     orphans = [(r.stack, o) for r in results for o in r.orphans]
     if orphans:
         rows += ["", "Orphaned special keys (on the account, managed by no stack):", ""]
-        rows += [f"- `{stack}`: `{o['apiKey']}` {o['apiName']!r} on {o['scope']}" for stack, o in orphans]
+        rows += [f"- `{stack}`: `{o['apiKey']}` {o['apiName']!r} on {o['scope']}"
+                 + (" — deleted" if o.get("deleted") == "yes" else "") for stack, o in orphans]
     return "\n".join(rows) + "\n"
 
 

@@ -89,6 +89,7 @@ def _changes(summary: dict[str, int] | None) -> dict[str, int]:
 
 
 def run_stack(project_dir: Path, name: str, operation: str) -> StackResult:
+    """One operation on one stack; orphans are only listed here (see delete_orphans)."""
     result = StackResult(stack=name, operation=operation)
     start = time.monotonic()
     progress(name, f"== {operation} started")
@@ -152,6 +153,24 @@ def run(project_dir: Path, operation: str, stacks: list[str], parallel: int) -> 
     if operation == "orphans":
         _exclude_keys_managed_elsewhere(project_dir, results)
     return results
+
+
+def delete_orphans(project_dir: Path, results: list[StackResult]) -> None:
+    """Delete the listed orphans, by apiKey: after a killed run, keys nobody can use."""
+    from providers.settings import make_client, read_settings
+
+    for r in results:
+        if not r.ok or not r.orphans:
+            continue
+        stack = _stack(project_dir, r.stack)
+        config = {k: v.value for k, v in stack.get_all_config().items()}
+        client = make_client(read_settings(config.get, os.environ))
+        for orphan in r.orphans:
+            scope = None if orphan["scope"] == "cross margin" else orphan["scope"]
+            client.delete_special_key(orphan["apiKey"], scope)
+            orphan["deleted"] = "yes"
+            progress(r.stack, f"deleted orphan {orphan['apiKey']} ({orphan['apiName']!r}"
+                              f" on {orphan['scope']})")
 
 
 def _exclude_keys_managed_elsewhere(project_dir: Path, results: list[StackResult]) -> None:

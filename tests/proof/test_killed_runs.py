@@ -1,0 +1,62 @@
+"""`kill -9` of `pulumi up` while it creates 20 keys, and the documented recovery.
+
+Recovery (README, "When a run is killed"):
+    pulumi cancel --yes                              # the killed run's lock
+    pulumi refresh --yes --clear-pending-creates     # forget creates that never reported back
+    python -m gitops orphans --stacks S --delete     # keys that were made but never recorded
+    pulumi up --yes
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+
+import pytest
+
+from tests.harness import ROOT, PulumiProject, SandboxAccount, SandboxProcess
+from tests.proof.conftest import agreement
+
+KEYS = [{"name": f"bot-{i:02d}", "keyType": "HMAC" if i % 3 == 0 else "ED25519",
+         "ipWhitelist": ["10.0.0.1"]} for i in range(20)]
+
+
+@pytest.mark.parametrize("kill_after_s", [0.8, 1.4, 2.0, 3.5])
+def test_kill_during_up_then_recover(project: PulumiProject, clean_faults: SandboxProcess,
+                                     account: SandboxAccount, kill_after_s: float,
+                                     report: Callable[..., None]) -> None:
+    sandbox = clean_faults
+    project.set_keys(KEYS)
+    # Slow creates, so the kill lands while some are in flight.
+    sandbox.add_fault(action="latency", method="POST", path="/sapi/v1/margin/apiKey", delay_ms=400)
+    run = subprocess.Popen(
+        ["pulumi", "up", "--yes", "--skip-preview", "--stack", project.stack, "--non-interactive"],
+        cwd=project.directory, env=project.env(), stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL, start_new_session=True)
+    time.sleep(kill_after_s)
+    os.killpg(run.pid, signal.SIGKILL)  # the engine, its language host and the provider
+    run.wait()
+    time.sleep(0.5)  # requests already on the wire land
+    sandbox.clear_faults()
+    at_kill = agreement(project, sandbox, account)
+
+    project.run("cancel", "--yes")
+    project.refresh("--clear-pending-creates")
+    audit = subprocess.run(
+        [sys.executable, "-m", "gitops", "orphans", "--stacks", project.stack, "--delete",
+         "--project", str(project.directory)],
+        cwd=ROOT, env=project.env(), capture_output=True, text=True, timeout=300)
+    assert audit.returncode == 0, audit.stdout + audit.stderr
+    orphans_deleted = audit.stdout.count("— deleted")
+    project.up()
+    project.expect_no_changes()
+
+    after = agreement(project, sandbox, account)
+    assert after == {"exchange": 20, "state": 20, "agree": True, "duplicates": 0}
+    report("kill", kill_after_s=kill_after_s, exchange_at_kill=at_kill["exchange"],
+           state_at_kill=at_kill["state"], orphans_deleted=orphans_deleted, **after)
+    project.destroy()
