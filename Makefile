@@ -13,12 +13,13 @@ export PULUMI_SKIP_UPDATE_CHECK := true
 export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION := true
 export PULUMI_HOME ?= $(CURDIR)/.tools/pulumi-home
 
-.PHONY: help venv engine lint unit sandbox-tests e2e test demo demo-destroy bench clean
+.PHONY: help venv engine lint unit sandbox-tests e2e proof test demo demo-destroy bench clean
 
 help:
 	@echo "make demo          special keys on the embedded sandbox exchange, by the real Pulumi engine"
 	@echo "make demo-destroy  delete the demo's keys and stop the sandbox"
 	@echo "make test          ruff, mypy, unit, sandbox and end-to-end tests"
+	@echo "make proof         faults, kills, leaks, bad input; figures to docs/reliability.md"
 	@echo "make bench         benchmarks, written to bench/RESULTS.md"
 
 venv: $(VENV)/.installed
@@ -45,6 +46,11 @@ sandbox-tests: venv
 
 e2e: engine
 	$(PY) -m pytest -q tests/e2e
+
+proof: engine
+	rm -f .proof.jsonl
+	PROOF_REPORT=$(CURDIR)/.proof.jsonl $(PY) -m pytest -q tests/proof
+	$(PY) tools/reliability_report.py .proof.jsonl docs/reliability.md
 
 test: lint engine
 	$(PY) -m pytest -q tests

@@ -108,8 +108,16 @@ def read_settings(
         )
     if secret_key is not None and not re.fullmatch(r"[A-Za-z0-9]{16,128}", secret_key.strip()):
         raise ConfigurationError("binance:secretKey is malformed: HMAC secrets are letters and digits")
-    if private_key is not None and "PRIVATE KEY-----" not in private_key:
-        raise ConfigurationError("binance:privateKey must be a PEM private key (-----BEGIN PRIVATE KEY-----)")
+    if private_key is not None:
+        if "PRIVATE KEY-----" not in private_key:
+            raise ConfigurationError(
+                "binance:privateKey must be a PEM private key (-----BEGIN PRIVATE KEY-----)")
+        from .binance.signing import PrivateKeySigner
+
+        try:  # parsed now, so a bad key fails at preview rather than at the first request
+            PrivateKeySigner(private_key)
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from None
     base_url = check_base_url(get("baseUrl", "BINANCE_BASE_URL") or DEFAULT_BASE_URL)
     recv_window = _int_setting("binance:recvWindow", get("recvWindow"), 1, 60000, 5000)
     timeout = _int_setting("binance:requestTimeout", get("requestTimeout"), 1, 300, 10)

@@ -68,6 +68,11 @@ def normalize_ip(entry: Any, where: str) -> str:
     text = entry.strip()
     if "/" in text:
         raise ValueError(f'{where}: "{entry}" is a range; list addresses')
+    if "%" in text:
+        raise ValueError(
+            f'{where}: "{entry}" is not an IPv4 or IPv6 address Binance can match'
+            " (drop the %zone index)"
+        )
     try:
         address = ipaddress.ip_address(text)
     except ValueError:

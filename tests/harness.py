@@ -112,8 +112,8 @@ class SandboxAccount(dict[str, str]):
 class Run:
     args: list[str]
     returncode: int
-    stdout: str
-    stderr: str
+    stdout: str = field(repr=False)
+    stderr: str = field(repr=False)
 
     @property
     def output(self) -> str:
@@ -127,8 +127,9 @@ class PulumiProject:
     directory: Path
     home: Path
     stack: str = "test"
-    extra_env: dict[str, str] = field(default_factory=dict)
-    runs: list[Run] = field(default_factory=list)
+    # Outputs of runs may hold secrets (--show-secrets): kept out of reprs, which pytest prints.
+    extra_env: dict[str, str] = field(default_factory=dict, repr=False)
+    runs: list[Run] = field(default_factory=list, repr=False)
 
     @classmethod
     def create(cls, directory: Path, home: Path, program: str | None = None,

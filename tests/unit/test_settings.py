@@ -73,7 +73,7 @@ def test_unreadable_or_wrong_private_key_fails_without_quoting_it() -> None:
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
     for pem in (broken, ec_pem):
         with pytest.raises(ConfigurationError) as raised:
-            make_client(settings({"binance:apiKey": API_KEY, "binance:privateKey": pem}))
+            settings({"binance:apiKey": API_KEY, "binance:privateKey": pem})
         assert "binance:privateKey" in str(raised.value) and "QUJD" not in str(raised.value)
 
 
