@@ -31,7 +31,7 @@ def _serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    server = make_server(data_dir, args.host, args.port, args.uid_weight_limit)
+    server = make_server(data_dir, args.host, args.port, args.uid_weight_limit, args.max_api_keys)
     url_file = data_dir / "url"
     tmp = data_dir / "url.tmp"
     tmp.write_text(server.base_url + "\n")
@@ -81,7 +81,10 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=0)
     serve.add_argument("--allow-non-loopback", action="store_true")
-    serve.add_argument("--uid-weight-limit", type=int, default=None)
+    serve.add_argument("--uid-weight-limit", type=int, default=None,
+                       help="UID request weight per minute per endpoint (Binance: 180000)")
+    serve.add_argument("--max-api-keys", type=int, default=None,
+                       help="API keys per account (Binance: 30); raised only to benchmark")
     serve.set_defaults(run=_serve)
 
     account = commands.add_parser("account", help="manage sandbox accounts")

@@ -49,11 +49,12 @@ class FaultRule:
 
 @dataclass(frozen=True)
 class LoggedRequest:
-    at_ms: int
+    at_ms: int  # when the answer went out
     method: str
     path: str
-    status: int
+    status: int  # 0: the connection was dropped
     code: int | None
+    started_ms: int  # when the request arrived
 
 
 @dataclass
@@ -95,9 +96,10 @@ class Faults:
                 return rule
         return None
 
-    def record(self, method: str, path: str, status: int, code: int | None) -> None:
+    def record(self, method: str, path: str, status: int, code: int | None, started_ms: int) -> None:
         with self._lock:
-            self.log.append(LoggedRequest(int(time.time() * 1000), method, path, status, code))
+            self.log.append(
+                LoggedRequest(int(time.time() * 1000), method, path, status, code, started_ms))
 
     def counts(self) -> dict[str, int]:
         with self._lock:

@@ -148,10 +148,13 @@ class Exchange:
         store: Store,
         clock: Callable[[], int] = now_ms,
         rate_limiter: RateLimiter | None = None,
+        max_keys_per_account: int = MAX_KEYS_PER_ACCOUNT,
     ) -> None:
         self.store = store
         self.clock = clock
         self.rate_limiter = rate_limiter or RateLimiter()
+        # Binance's limit is 30; benchmarks raise it to measure larger stacks on one account.
+        self.max_keys_per_account = max_keys_per_account
 
     # --- accounts (the sandbox's own administration, not a Binance endpoint) ---
 
@@ -281,9 +284,9 @@ class Exchange:
                     "Special key mode was exited less than 24 hours ago; new special keys"
                     " cannot be created yet."
                 )
-            if tx.count_keys(account.account_id) >= MAX_KEYS_PER_ACCOUNT:
+            if tx.count_keys(account.account_id) >= self.max_keys_per_account:
                 raise errors.invalid_input(
-                    f"The account already has {MAX_KEYS_PER_ACCOUNT} API keys, the most allowed"
+                    f"The account already has {self.max_keys_per_account} API keys, the most allowed"
                     " (normal and special keys together)."
                 )
             tx.add_key(key)

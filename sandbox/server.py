@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl, urlsplit
 from . import auth, errors
 from .errors import ExchangeError
 from .faults import FaultRule, Faults
-from .models import Exchange, RateLimiter
+from .models import MAX_KEYS_PER_ACCOUNT, Exchange, RateLimiter
 from .store import Account, Store
 
 MAX_BODY_BYTES = 64 * 1024
@@ -148,6 +148,7 @@ class RequestHandler(BaseHTTPRequestHandler):
             self._admin(method, path, body)
             return
         faults = self.server.faults
+        started_ms = int(time.time() * 1000)
         rule = faults.match(method, path)
         status: int = 200
         payload: Any = None
@@ -169,7 +170,7 @@ class RequestHandler(BaseHTTPRequestHandler):
             if rule is not None and rule.action == "error_after":
                 raise ExchangeError(rule.code, rule.msg, status=rule.status)
         except DropConnection:
-            faults.record(method, path, 0, None)
+            faults.record(method, path, 0, None, started_ms)
             self.close_connection = True
             try:
                 self.connection.shutdown(socket.SHUT_RDWR)
@@ -185,7 +186,7 @@ class RequestHandler(BaseHTTPRequestHandler):
             unknown = errors.unknown_error()
             status, payload = unknown.status, unknown.body()
         code = payload.get("code") if isinstance(payload, dict) and status != 200 else None
-        faults.record(method, path, status, code if isinstance(code, int) else None)
+        faults.record(method, path, status, code if isinstance(code, int) else None, started_ms)
         self._answer(status, payload, headers)
 
     def _dispatch(
@@ -252,9 +253,11 @@ class RequestHandler(BaseHTTPRequestHandler):
 
 
 def make_server(
-    data_dir: Path, host: str = "127.0.0.1", port: int = 0, uid_weight_limit: int | None = None
+    data_dir: Path, host: str = "127.0.0.1", port: int = 0, uid_weight_limit: int | None = None,
+    max_api_keys: int | None = None,
 ) -> SandboxServer:
     faults = Faults()
     limiter = RateLimiter() if uid_weight_limit is None else RateLimiter(uid_weight_limit)
-    exchange = Exchange(Store(data_dir), clock=faults.now_ms, rate_limiter=limiter)
+    exchange = Exchange(Store(data_dir), clock=faults.now_ms, rate_limiter=limiter,
+                        max_keys_per_account=max_api_keys or MAX_KEYS_PER_ACCOUNT)
     return SandboxServer((host, port), exchange, faults)

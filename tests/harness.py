@@ -37,12 +37,15 @@ def ensure_engine() -> Path:
 
 
 class SandboxProcess:
-    def __init__(self, data_dir: Path, uid_weight_limit: int | None = None) -> None:
+    def __init__(self, data_dir: Path, uid_weight_limit: int | None = None,
+                 max_api_keys: int | None = None) -> None:
         self.data_dir = data_dir
         data_dir.mkdir(parents=True, exist_ok=True)
         args = [sys.executable, "-m", "sandbox", "serve", "--data-dir", str(data_dir), "--port", "0"]
         if uid_weight_limit is not None:
             args += ["--uid-weight-limit", str(uid_weight_limit)]
+        if max_api_keys is not None:
+            args += ["--max-api-keys", str(max_api_keys)]
         self._log = open(data_dir / "server.log", "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(args, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT)
         url_file = data_dir / "url"

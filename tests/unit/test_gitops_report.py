@@ -1,0 +1,47 @@
+"""The runner's summary and exit codes, as a pipeline reads them."""
+
+from __future__ import annotations
+
+import json
+
+from gitops.report import StackResult, as_json, exit_code, markdown
+from gitops.runner import _error_text
+
+
+def test_exit_codes() -> None:
+    ok = StackResult("a", "preview", changes={"update": 1})
+    assert exit_code([ok], "preview") == 0
+    assert exit_code([ok, StackResult("b", "preview", ok=False, error="boom")], "preview") == 1
+    assert exit_code([StackResult("a", "drift", drifted=True)], "drift") == 2
+    orphan = {"apiKey": "K", "apiName": "x", "scope": "cross margin"}
+    assert exit_code([StackResult("a", "orphans", orphans=[orphan])], "orphans") == 3
+    assert exit_code([StackResult("a", "orphans", orphans=[{**orphan, "deleted": "yes"}])], "orphans") == 0
+
+
+def test_markdown_rows_and_escaping() -> None:
+    md = markdown([
+        StackResult("desk-a", "up", changes={"create": 2, "replace": 1}, duration_s=3.21),
+        StackResult("desk-b", "up", ok=False, error="a | b\nc", duration_s=1.0),
+    ], "up")
+    assert "| `desk-a` | ✅ changes | 2 | 0 | 1 | 0 |  | 3.2s |" in md
+    assert "| `desk-b` | ❌ error | 0 | 0 | 0 | 0 | a \\| b c | 1.0s |" in md
+
+
+def test_json_summary_carries_the_exit_code() -> None:
+    data = json.loads(as_json([StackResult("a", "drift", drifted=True)], "drift"))
+    assert data["exitCode"] == 2 and data["stacks"][0]["drifted"] is True
+
+
+def test_error_text_keeps_the_diagnostic_and_drops_generic_lines() -> None:
+    raw = """stderr: ...
+Diagnostics:
+  pulumi:pulumi:Stack (margin-special-keys-desk-c):
+    error: stack config is not valid:
+      keys[0].ipWhitelist[0]: "10.0.0.0/8" is a range; list addresses
+    error: an unhandled error occurred: Program exited with non-zero exit code: 1
+
+Resources:
+    1 errored
+"""
+    assert _error_text(Exception(raw)) == (
+        'stack config is not valid: keys[0].ipWhitelist[0]: "10.0.0.0/8" is a range; list addresses')
