@@ -50,7 +50,7 @@ e2e: engine
 proof: engine
 	rm -f .proof.jsonl
 	PROOF_REPORT=$(CURDIR)/.proof.jsonl $(PY) -m pytest -q tests/proof
-	$(PY) tools/reliability_report.py .proof.jsonl docs/reliability.md
+	$(PY) -m tools.reliability_report .proof.jsonl docs/reliability.md
 
 test: lint engine
 	$(PY) -m pytest -q tests
@@ -62,7 +62,7 @@ demo-destroy: engine
 	$(PY) tools/demo.py destroy
 
 bench: engine
-	$(PY) bench/run.py
+	$(PY) -m bench.run
 
 clean:
 	rm -rf .state .sandbox .pytest_cache .mypy_cache .ruff_cache

@@ -12,7 +12,6 @@ import base64
 import concurrent.futures
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -28,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 from tests.e2e.test_engine_floor import NOOP_PROGRAM  # noqa: E402
 from tests.harness import PulumiProject, SandboxProcess  # noqa: E402
 from tests.sandbox.conftest import Wire  # noqa: E402
+from tools.machine import describe_machine  # noqa: E402
 
 REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))
 SIZES = (10, 30)
@@ -49,22 +49,13 @@ def median_time(fn: Callable[[], Any], setup: Callable[[], Any] | None = None,
     return statistics.median(samples)
 
 
-def machine() -> dict[str, str]:
-    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                if ln.startswith("model name")), platform.processor())
-    engine = subprocess.run([str(ROOT / ".tools" / "bin" / "pulumi"), "version"], capture_output=True,
-                            text=True, check=False).stdout.strip()
-    return {"cores": str(os.cpu_count()), "cpu": cpu, "python": platform.python_version(),
-            "pulumi": engine, "os": f"{platform.system()} {platform.release()}"}
-
-
 class Bench:
     def __init__(self, work: Path) -> None:
         self.work = work
         self.home = work / "pulumi-home"
         # A key limit above Binance's 30 so that one account can hold a 30-key stack.
         self.sandbox = SandboxProcess(work / "sandbox", max_api_keys=100)
-        self.results: dict[str, Any] = {"machine": machine(), "repeats": REPEATS}
+        self.results: dict[str, Any] = {"machine": describe_machine(), "repeats": REPEATS}
 
     def noop_project(self, n: int, name: str) -> PulumiProject:
         project = PulumiProject.create(self.work / name, self.home, program=NOOP_PROGRAM)

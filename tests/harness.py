@@ -27,6 +27,15 @@ TOOLS_BIN = ROOT / ".tools" / "bin"
 VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
 PASSPHRASE = "test-passphrase-not-secret"
 
+# Sandbox fault rules for the four ways a request's outcome goes wrong, shared by every level.
+UNKNOWN_OUTCOME_FAULTS: dict[str, dict[str, Any]] = {
+    "5xx before acting": {"action": "error", "status": 503, "code": -1001, "msg": "Internal error."},
+    "5xx after acting": {"action": "error_after", "status": 500},
+    "connection dropped after acting": {"action": "drop_after"},
+    "429 with Retry-After": {"action": "error", "status": 429, "code": -1003,
+                             "msg": "Too many requests.", "retry_after": 1},
+}
+
 
 def ensure_engine() -> Path:
     """The engine in .tools/bin; built when missing, never skipped."""

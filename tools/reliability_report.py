@@ -3,24 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import platform
-import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def machine() -> str:
-    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                if ln.startswith("model name")), platform.processor())
-    engine = subprocess.run([str(ROOT / ".tools" / "bin" / "pulumi"), "version"], capture_output=True,
-                            text=True, check=False).stdout.strip()
-    return (f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, Pulumi CLI {engine},"
-            f" {platform.system()} {platform.release()}")
+from tools.machine import machine_line
 
 
 def main(source: Path, target: Path) -> None:
@@ -31,7 +19,7 @@ def main(source: Path, target: Path) -> None:
     out = [
         "# Reliability and security: what the proofs showed",
         "",
-        f"Written by `make proof` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; machine: {machine()}.",
+        f"Written by `make proof` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; machine: {machine_line()}.",
         "Every figure comes from tests in `tests/proof/`, which `make test` (and so CI) also runs;",
         "the exchange is the sandbox, read through its admin interface, never through the client.",
         "",

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
 
 import pytest
 
 from tests.e2e.test_lifecycle import exchange_client, step_ops
-from tests.harness import PulumiProject, SandboxAccount, SandboxProcess, same_secret
+from tests.harness import UNKNOWN_OUTCOME_FAULTS, PulumiProject, SandboxAccount, SandboxProcess, same_secret
 
 KEY = "/sapi/v1/margin/apiKey"
 
@@ -128,12 +127,7 @@ def test_an_unmanaged_key_of_the_same_name_is_refused_at_up(
     assert project.resources() == []
 
 
-FAULTS: dict[str, dict[str, Any]] = {
-    "5xx before": {"action": "error", "status": 503, "code": -1001, "msg": "Internal error."},
-    "5xx after": {"action": "error_after", "status": 500},
-    "drop after": {"action": "drop_after"},
-    "429": {"action": "error", "status": 429, "code": -1003, "msg": "Too many requests.", "retry_after": 1},
-}
+FAULTS = UNKNOWN_OUTCOME_FAULTS
 
 
 @pytest.mark.parametrize("fault", list(FAULTS))

@@ -11,17 +11,13 @@ from typing import Any
 
 import pytest
 
-from tests.harness import PulumiProject, SandboxAccount, SandboxProcess
+from tests.harness import UNKNOWN_OUTCOME_FAULTS, PulumiProject, SandboxAccount, SandboxProcess
 from tests.proof.conftest import agreement
 
 KEY = "/sapi/v1/margin/apiKey"
 PATHS = {"create": ("POST", KEY), "update": ("PUT", KEY + "/ip"), "delete": ("DELETE", KEY)}
 FAULTS: dict[str, dict[str, Any]] = {
-    "5xx before acting": {"action": "error", "status": 503, "code": -1001, "msg": "Internal error."},
-    "5xx after acting": {"action": "error_after", "status": 500},
-    "connection dropped after acting": {"action": "drop_after"},
-    "429 with Retry-After": {"action": "error", "status": 429, "code": -1003,
-                             "msg": "Too many requests.", "retry_after": 1},
+    **UNKNOWN_OUTCOME_FAULTS,
     "clock skew of 4 s": {"skew_ms": -4000},
     "3 s of latency": {"action": "latency", "delay_ms": 3000},
 }

@@ -10,7 +10,7 @@ import pytest
 
 from providers.binance.errors import AuthenticationError, NotMarginPair, OutcomeUnknown
 from providers.margin_special_key import MarginSpecialKeyProvider
-from tests.harness import SandboxAccount, SandboxProcess
+from tests.harness import UNKNOWN_OUTCOME_FAULTS, SandboxAccount, SandboxProcess
 from tests.provider.conftest import checked, configured
 
 KEY = "/sapi/v1/margin/apiKey"
@@ -18,12 +18,7 @@ EDIT_IP = "/sapi/v1/margin/apiKey/ip"
 LIST = "/sapi/v1/margin/api-key-list"
 QUERY = "/sapi/v1/margin/apiKey"
 
-FAULTS: dict[str, dict[str, Any]] = {
-    "5xx before": {"action": "error", "status": 503, "code": -1001, "msg": "Internal error."},
-    "5xx after": {"action": "error_after", "status": 500},
-    "drop after": {"action": "drop_after"},
-    "429": {"action": "error", "status": 429, "code": -1003, "msg": "Too many requests.", "retry_after": 1},
-}
+FAULTS = UNKNOWN_OUTCOME_FAULTS
 
 
 @pytest.mark.parametrize("key_type", ["ED25519", "RSA", "HMAC"])

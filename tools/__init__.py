@@ -1,0 +1,1 @@
+"""Project tools: engine setup, demo, reports."""
