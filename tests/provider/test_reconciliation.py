@@ -128,3 +128,26 @@ def test_portfolio_margin_accounts_cannot_hold_special_keys(sandbox: SandboxProc
     with pytest.raises(Exception) as raised:
         pm.create(checked(pm, api_name="x", key_type="HMAC"))
     assert "Portfolio Margin accounts are unsupported" in str(raised.value)
+
+
+def test_418_ban_waits_as_retry_after_says_then_succeeds(
+    provider: MarginSpecialKeyProvider, clean_faults: SandboxProcess,
+    exchange_keys: Callable[[], list[dict[str, Any]]],
+) -> None:
+    clean_faults.add_fault(action="error", method="GET", path=LIST, status=418, code=-1003,
+                           msg="Way too many requests; IP banned.", retry_after=1, count=1)
+    start = time.monotonic()
+    created = provider.create(checked(provider, api_name="banned-briefly"))
+    assert time.monotonic() - start >= 1.0
+    assert [k["apiKey"] for k in exchange_keys()] == [created.id]
+    provider.delete(created.id, created.outs or {})
+
+
+def test_a_ban_longer_than_the_bound_fails_with_advice(
+    provider: MarginSpecialKeyProvider, clean_faults: SandboxProcess,
+) -> None:
+    clean_faults.add_fault(action="error", method="GET", path=LIST, status=418, code=-1003,
+                           msg="Way too many requests; IP banned.", retry_after=600, count=1)
+    with pytest.raises(Exception) as raised:
+        provider.create(checked(provider, api_name="banned-long"))
+    assert "418" in str(raised.value) and "Retry-After" in str(raised.value)
