@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.harness import PulumiProject
+from tests.harness import ROOT, PulumiProject
 
 NOOP_PROGRAM = '''
 import pulumi
@@ -54,3 +54,20 @@ def test_engine_reports_its_version(tmp_path: Path, pulumi_home: Path) -> None:
     version = project.run("version").stdout.strip()
     major, minor = (int(x) for x in version.lstrip("v").split(".")[:2])
     assert (major, minor) >= (3, 270)
+
+
+def test_about_names_the_python_language_host_and_the_project_virtualenv(
+    tmp_path: Path, pulumi_home: Path
+) -> None:
+    project = PulumiProject.create(tmp_path / "about", pulumi_home, program=NOOP_PROGRAM)
+    about = project.run("about").output
+    assert "language  python" in about
+    assert str(ROOT / ".venv" / "bin" / "python") in about
+
+
+def test_program_output_and_errors_reach_the_user(tmp_path: Path, pulumi_home: Path) -> None:
+    program = NOOP_PROGRAM + '\nprint("hello from the program")\nraise ValueError("broken on purpose")\n'
+    project = PulumiProject.create(tmp_path / "broken", pulumi_home, program=program)
+    preview = project.preview(check=False)
+    assert preview.returncode != 0
+    assert "hello from the program" in preview.output and "broken on purpose" in preview.output
