@@ -75,7 +75,7 @@ def read_public_key(pem: str) -> PublicKeyInfo:
 def read_private_key(pem: str) -> PublicKeyInfo:
     """The public half of an unencrypted PKCS#8 private key PEM; ValueError never quotes the key."""
     if not isinstance(pem, str) or "PRIVATE KEY-----" not in pem:
-        raise ValueError("must be a PKCS#8 PEM that starts with -----BEGIN PRIVATE KEY-----")
+        raise ValueError("must be an unencrypted PKCS#8 PEM (a BEGIN PRIVATE KEY block)")
     try:
         key = serialization.load_pem_private_key(pem.encode(), password=None)
     except (ValueError, TypeError):

@@ -111,7 +111,7 @@ def read_settings(
     if private_key is not None:
         if "PRIVATE KEY-----" not in private_key:
             raise ConfigurationError(
-                "binance:privateKey must be a PEM private key (-----BEGIN PRIVATE KEY-----)")
+                "binance:privateKey must be a PEM private key (a BEGIN PRIVATE KEY block)")
         from .binance.signing import PrivateKeySigner
 
         try:  # parsed now, so a bad key fails at preview rather than at the first request
