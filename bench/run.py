@@ -29,7 +29,7 @@ from tests.harness import PulumiProject, SandboxProcess  # noqa: E402
 from tests.sandbox.conftest import Wire  # noqa: E402
 from tools.machine import describe_machine  # noqa: E402
 
-REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))
+REPEATS = int(os.environ.get("BENCH_REPEATS", "5"))
 SIZES = (10, 30)
 
 
@@ -39,14 +39,17 @@ def timed(fn: Callable[[], Any]) -> float:
     return time.perf_counter() - start
 
 
-def median_time(fn: Callable[[], Any], setup: Callable[[], Any] | None = None,
-                repeats: int = REPEATS) -> float:
-    samples = []
-    for _ in range(repeats):
-        if setup:
-            setup()
-        samples.append(timed(fn))
-    return statistics.median(samples)
+def paired(floor: Callable[[], Any], ours: Callable[[], Any],
+           setup: Callable[[], Any] | None = None) -> tuple[float, float]:
+    """Median times of the floor and of ours, run alternately so drift on the machine hits both."""
+    floor_samples: list[float] = []
+    our_samples: list[float] = []
+    for i in range(REPEATS):
+        for which in ((floor, floor_samples), (ours, our_samples))[:: 1 if i % 2 == 0 else -1]:
+            if setup:
+                setup()
+            which[1].append(timed(which[0]))
+    return statistics.median(floor_samples), statistics.median(our_samples)
 
 
 class Bench:
@@ -76,23 +79,23 @@ class Bench:
         for n in SIZES:
             floor = self.noop_project(n, f"floor-{n}")
             keys, _ = self.key_project(n, f"keys-{n}")
-            t_floor = median_time(floor.up, setup=floor.destroy)
-            t_keys = median_time(keys.up, setup=keys.destroy)
+            def destroy_both(f: PulumiProject = floor, k: PulumiProject = keys) -> None:
+                f.destroy()
+                k.destroy()
+
+            t_floor, t_keys = paired(floor.up, keys.up, setup=destroy_both)
             self.results[f"up_{n}"] = {"floor_s": round(t_floor, 3), "keys_s": round(t_keys, 3),
                                        "ratio": round(t_keys / t_floor, 3)}
             # No-change preview and up, and refresh, on the stacks as they stand (applied).
             self.sandbox.reset_requests()
-            t_prev_keys = median_time(keys.preview)
+            t_prev_floor, t_prev_keys = paired(floor.preview, keys.preview)
             prev_requests = self.sapi_requests()
-            t_prev_floor = median_time(floor.preview)
             self.sandbox.reset_requests()
-            t_up_keys = median_time(keys.up)
+            t_up_floor, t_up_keys = paired(floor.up, keys.up)
             up_requests = self.sapi_requests()
-            t_up_floor = median_time(floor.up)
             self.sandbox.reset_requests()
-            t_ref_keys = median_time(keys.refresh)
+            t_ref_floor, t_ref_keys = paired(floor.refresh, keys.refresh)
             ref_requests = self.sapi_requests() / REPEATS
-            t_ref_floor = median_time(floor.refresh)
             self.results[f"no_change_{n}"] = {
                 "preview_requests": prev_requests, "up_requests": up_requests,
                 "preview_ratio": round(t_prev_keys / t_prev_floor, 3),
@@ -115,18 +118,19 @@ class Bench:
             floor.destroy()
 
     def import_time(self) -> None:
-        def fresh(code: str) -> float:
-            samples = []
-            for _ in range(7):
-                out = subprocess.run(
-                    [str(ROOT / ".venv" / "bin" / "python"), "-c",
-                     f"import time; t = time.perf_counter(); {code}; print(time.perf_counter() - t)"],
-                    cwd=ROOT, capture_output=True, text=True, check=True)
-                samples.append(float(out.stdout))
-            return statistics.median(samples)
+        def once(code: str) -> float:
+            out = subprocess.run(
+                [str(ROOT / ".venv" / "bin" / "python"), "-c",
+                 f"import time; t = time.perf_counter(); {code}; print(time.perf_counter() - t)"],
+                cwd=ROOT, capture_output=True, text=True, check=True)
+            return float(out.stdout)
 
-        alone = fresh("import pulumi")
-        both = fresh("import pulumi; import providers")
+        # Alternate the two, and keep the fastest of each: import time only grows with noise.
+        alone_samples, both_samples = [], []
+        for _ in range(15):
+            alone_samples.append(once("import pulumi"))
+            both_samples.append(once("import pulumi; import providers"))
+        alone, both = min(alone_samples), min(both_samples)
         heavy = subprocess.run(
             [str(ROOT / ".venv" / "bin" / "python"), "-c",
              "import sys, providers; "

@@ -81,6 +81,10 @@ class MarginSpecialKeyProvider(ResourceProvider):
         self._settings: ProviderSettings | None = None
         self._settings_error: str | None = None
         self._client_instance: BinanceClient | None = None
+        # The special keys of each margin account (scope), listed once per provider process and
+        # kept current with the keys this process creates or deletes: one list request per scope
+        # and run instead of one per create.
+        self._scopes: dict[str | None, dict[str, SpecialKey]] = {}
 
     # The pickle carries the class by reference and no state at all: never credentials.
     def __getstate__(self) -> dict[str, Any]:
@@ -233,7 +237,7 @@ class MarginSpecialKeyProvider(ResourceProvider):
 
         name: str = inputs["api_name"]
         symbol: str | None = inputs.get("symbol")
-        existing = client.list_special_keys(symbol)
+        existing = self._known_keys(client, symbol)
         namesakes = [k for k in existing if k.api_name == name
                      and k.api_key not in _PLANNED_REPLACEMENTS]
         if namesakes and not inputs.get("allow_duplicate_name"):
@@ -247,10 +251,12 @@ class MarginSpecialKeyProvider(ResourceProvider):
         before = {k.api_key for k in existing}
         for _ in range(CREATE_ATTEMPTS):
             try:
-                return client.create_special_key(
+                created = client.create_special_key(
                     name, symbol, list(inputs.get("ip_whitelist", [])), public_key,
                     inputs.get("permission_mode"),
                 )
+                self._remember(symbol, created.api_key, name, created.key_type)
+                return created
             except InvalidRequest as exc:
                 if "API keys" in exc.msg:
                     raise AccountKeyLimit(
@@ -264,15 +270,38 @@ class MarginSpecialKeyProvider(ResourceProvider):
                 # Ours: it appeared during our create, under our name, and the exchange only
                 # made it from the public key we sent; we hold the private half.
                 found = appeared[0]
+                self._remember(symbol, found.api_key, name, found.key_type)
                 return CreatedKey(found.api_key, None, found.key_type)
             # An HMAC key whose secret we never received is useless, and several new keys
             # cannot be told apart: remove what appeared, then try again.
             for key in appeared:
                 client.delete_special_key(key.api_key, symbol)
+                self._forget(symbol, key.api_key)
         raise OutcomeUnknown(
             f"create special key {name!r}: the exchange's answer was lost {CREATE_ATTEMPTS} times;"
             " nothing was left behind on the exchange. Run `pulumi up` again."
         )
+
+    def _known_keys(self, client: BinanceClient, symbol: str | None) -> list[SpecialKey]:
+        with self._lock:
+            known = self._scopes.get(symbol)
+        if known is None:
+            listed = {k.api_key: k for k in client.list_special_keys(symbol)}
+            with self._lock:
+                known = self._scopes.setdefault(symbol, listed)
+        with self._lock:
+            return list(known.values())
+
+    def _remember(self, symbol: str | None, api_key: str, name: str, key_type: str) -> None:
+        from .binance.client import SpecialKey
+
+        with self._lock:
+            if symbol in self._scopes:
+                self._scopes[symbol][api_key] = SpecialKey(api_key, name, (), key_type, None)
+
+    def _forget(self, symbol: str | None, api_key: str) -> None:
+        with self._lock:
+            self._scopes.get(symbol, {}).pop(api_key, None)
 
     @staticmethod
     def _appeared(
@@ -326,7 +355,9 @@ class MarginSpecialKeyProvider(ResourceProvider):
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         # By apiKey, never by name: a name may be shared by keys this stack does not own.
-        self._client().delete_special_key(id_, _clean(props).get("symbol"))
+        symbol = _clean(props).get("symbol")
+        self._client().delete_special_key(id_, symbol)
+        self._forget(symbol, id_)
 
 
 def _secret(value: pulumi.Input[str] | None) -> pulumi.Output[str] | None:

@@ -151,3 +151,21 @@ def test_a_ban_longer_than_the_bound_fails_with_advice(
     with pytest.raises(Exception) as raised:
         provider.create(checked(provider, api_name="banned-long"))
     assert "418" in str(raised.value) and "Retry-After" in str(raised.value)
+
+
+def test_creates_list_each_scope_once_per_process(
+    provider: MarginSpecialKeyProvider, clean_faults: SandboxProcess,
+    exchange_keys: Callable[[], list[dict[str, Any]]],
+) -> None:
+    clean_faults.reset_requests()
+    made = [provider.create(checked(provider, api_name=f"k{i}", symbol=symbol))
+            for i, symbol in enumerate([None, None, None, "BTCUSDT", "BTCUSDT"])]
+    calls = [(r["method"], r["path"]) for r in clean_faults.requests_log()]
+    assert calls.count(("GET", LIST)) == 2  # cross margin and BTCUSDT
+    assert calls.count(("POST", KEY)) == 5
+    # What this process made counts for the duplicate check that follows.
+    with pytest.raises(Exception, match="already exists"):
+        provider.create(checked(provider, api_name="k0"))
+    for result in made:
+        provider.delete(result.id, result.outs or {})
+    assert exchange_keys() == []
