@@ -249,9 +249,11 @@ def write(results: dict[str, Any]) -> None:
         f" {sb['creates_per_s']} | | |",
         f"| sandbox: create latency p50 / p99 | {sb['p50_ms']} ms / {sb['p99_ms']} ms | | |",
         "",
-        "Notes: a create costs two requests (the key list, for the duplicate-name check and for",
-        "reconciliation if the answer is lost, then the create itself); a refresh reads each key once;",
-        "a no-change preview or up reads nothing. Raw figures: `bench/results.json`.",
+        "Notes: a create costs one request, plus one list of the margin account's keys per run (for",
+        "the duplicate-name check and for reconciliation if an answer is lost; creates that start",
+        "together may each list once); a refresh reads each key once; a no-change preview or up",
+        "reads nothing. Targets are goals reported against, not assertions; figures within a few",
+        "per cent of a target are within this machine's run-to-run noise. Raw: `bench/results.json`.",
     ]
     (ROOT / "bench" / "RESULTS.md").write_text("\n".join(lines) + "\n")
     (ROOT / "bench" / "results.json").write_text(json.dumps(results, indent=2) + "\n")

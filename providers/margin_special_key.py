@@ -114,7 +114,8 @@ class MarginSpecialKeyProvider(ResourceProvider):
                 self._client_instance = make_client(self._settings)
             return self._client_instance
 
-    # --- check and diff: pure, no network ---
+    # --- check and diff: pure planning; diff reaches the exchange only to check room for a
+    # create-first replacement ---
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         inputs, failures = spec.check_inputs(_clean(news))
