@@ -48,7 +48,7 @@ else
   if ! { [ -x "$bin/pulumi" ] && [ "$("$bin/pulumi" version 2>/dev/null)" = "$version" ]; }; then
     echo "building the Pulumi CLI $version from Go modules (first time: several minutes)..." >&2
     start=$(date +%s)
-    (cd "$root/tools/pulumi" && CGO_ENABLED=0 go build -trimpath -tags osusergo,grpcnotrace \
+    (cd "$root/tools/pulumi" && CGO_ENABLED=0 go build -trimpath -buildvcs=false -tags osusergo,grpcnotrace \
       -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$version" \
       -o "$bin/pulumi.tmp" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi)
     mv "$bin/pulumi.tmp" "$bin/pulumi"
