@@ -22,6 +22,8 @@ from typing import Any
 
 import requests
 
+from providers.binance.client import BinanceClient
+
 ROOT = Path(__file__).resolve().parent.parent
 TOOLS_BIN = ROOT / ".tools" / "bin"
 VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
@@ -94,6 +96,15 @@ class SandboxProcess:
 
     def reset_requests(self) -> None:
         self.admin("DELETE", "requests")
+
+    def script_client(self, account: dict[str, str]) -> BinanceClient:
+        """Someone's own script on this account, making or editing keys behind the stack's back."""
+        from providers.settings import make_client, read_settings
+
+        config = {"binance:apiKey": account["apiKey"], "binance:baseUrl": self.base_url}
+        config.update({"binance:privateKey": account["privateKey"]} if "privateKey" in account
+                      else {"binance:secretKey": account["secretKey"]})
+        return make_client(read_settings(config.get, {}))
 
     def create_account(self, key_type: str = "ED25519", account_type: str = "CROSS_MARGIN_CLASSIC",
                        isolated_symbols: str = "BTCUSDT,ETHUSDT") -> SandboxAccount:

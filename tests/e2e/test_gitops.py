@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.test_lifecycle import exchange_client
 from tests.harness import ROOT, PulumiProject, SandboxAccount, SandboxProcess
 
 
@@ -87,7 +86,7 @@ def test_runner_applies_previews_and_reports_every_stack(fleet: Fleet) -> None:
 
     # Drifted: someone edits a key's IPs by hand.
     a1 = next(k for k in fleet.keys("desk-a") if k["apiName"] == "a1")
-    exchange_client(fleet.sandbox, fleet.accounts["desk-a"]).edit_ip(a1["apiKey"], None, ["192.0.2.1"])
+    fleet.sandbox.script_client(fleet.accounts["desk-a"]).edit_ip(a1["apiKey"], None, ["192.0.2.1"])
     code, summary, md, _ = fleet.runner("drift")
     assert code == 2
     assert [s for s, r in rows(summary).items() if r["drifted"]] == ["desk-a"]
@@ -108,7 +107,7 @@ def test_orphans_finds_a_key_made_by_hand_and_nothing_else(fleet: Fleet) -> None
     code, summary, _, _ = fleet.runner("orphans")
     assert code == 0 and all(r["orphans"] == [] for r in summary["stacks"])
 
-    by_hand = exchange_client(fleet.sandbox, fleet.accounts["desk-b"]).create_special_key(
+    by_hand = fleet.sandbox.script_client(fleet.accounts["desk-b"]).create_special_key(
         "made-by-hand", "ETHUSDT", [], None, None)
     code, summary, md, _ = fleet.runner("orphans")
     assert code == 3

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from providers.binance.client import BinanceClient
 from tests.harness import PulumiProject, SandboxProcess
 
 
@@ -42,16 +41,6 @@ def test_create_all_key_types_then_destroy(
 
     project.destroy()
     assert sandbox.special_keys(account["accountId"]) == []
-
-
-def exchange_client(sandbox: SandboxProcess, account: dict[str, str]) -> BinanceClient:
-    """A person's own script editing keys behind Pulumi's back."""
-    from providers.settings import make_client, read_settings
-
-    settings = read_settings(
-        {"binance:apiKey": account["apiKey"], "binance:privateKey": account["privateKey"],
-         "binance:baseUrl": sandbox.base_url}.get, {})
-    return make_client(settings)
 
 
 def step_ops(project: PulumiProject) -> dict[str, list[str]]:
@@ -118,7 +107,7 @@ def test_refresh_drops_a_key_deleted_outside_pulumi_and_up_recreates_it(
     project.set_keys([{"name": "trader", "ipWhitelist": ["10.0.0.1"]}])
     project.up()
     api_key = sandbox.special_keys(account["accountId"])[0]["apiKey"]
-    exchange_client(sandbox, account).delete_special_key(api_key, None)
+    sandbox.script_client(account).delete_special_key(api_key, None)
 
     project.refresh()
     assert project.resources() == []
@@ -135,7 +124,7 @@ def test_ips_edited_outside_pulumi_show_as_drift_and_up_restores_them(
     project.set_keys([{"name": "btc", "symbol": "BTCUSDT", "ipWhitelist": ["10.0.0.1"]}])
     project.up()
     api_key = sandbox.special_keys(account["accountId"])[0]["apiKey"]
-    exchange_client(sandbox, account).edit_ip(api_key, "BTCUSDT", ["192.0.2.99"])
+    sandbox.script_client(account).edit_ip(api_key, "BTCUSDT", ["192.0.2.99"])
 
     project.refresh()
     drift = project.preview("--expect-no-changes", check=False)

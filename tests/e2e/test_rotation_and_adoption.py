@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.e2e.test_lifecycle import exchange_client, step_ops
+from tests.e2e.test_lifecycle import step_ops
 from tests.harness import UNKNOWN_OUTCOME_FAULTS, PulumiProject, SandboxAccount, SandboxProcess, same_secret
 
 KEY = "/sapi/v1/margin/apiKey"
@@ -66,7 +66,7 @@ def test_full_account_refuses_a_create_first_replacement_at_preview(
 ) -> None:
     project.set_keys([{"name": "k", "keepers": {"v": "1"}}])
     project.up()
-    others = exchange_client(sandbox, account)
+    others = sandbox.script_client(account)
     for i in range(28):
         others.create_special_key(f"other-{i}", None if i % 3 else "ETHUSDT", [], None, None)
 
@@ -91,7 +91,7 @@ def test_adopt_an_existing_key_then_edit_ips_and_destroy(
     from tests.provider.test_rotation_and_adoption import keypair
 
     public, private = keypair(key_type) if key_type != "HMAC" else (None, None)
-    made = exchange_client(sandbox, account).create_special_key(
+    made = sandbox.script_client(account).create_special_key(
         "legacy", "BTCUSDT", ["10.0.0.9"], public, None)
     project.set_keys([{"name": "legacy", "symbol": "BTCUSDT", "keyType": key_type,
                        "ipWhitelist": ["10.0.0.9"], "adoptApiKey": made.api_key}])
@@ -118,7 +118,7 @@ def test_adopt_an_existing_key_then_edit_ips_and_destroy(
 def test_an_unmanaged_key_of_the_same_name_is_refused_at_up(
     project: PulumiProject, sandbox: SandboxProcess, account: SandboxAccount
 ) -> None:
-    theirs = exchange_client(sandbox, account).create_special_key("desk", None, [], None, None)
+    theirs = sandbox.script_client(account).create_special_key("desk", None, [], None, None)
     project.set_keys([{"name": "desk"}])
     refused = project.up(check=False)
     assert refused.returncode != 0

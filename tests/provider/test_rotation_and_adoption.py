@@ -16,16 +16,8 @@ from providers.margin_special_key import (
     ExchangeStateMismatch,
     MarginSpecialKeyProvider,
 )
-from providers.settings import make_client, read_settings
 from tests.harness import SandboxAccount, SandboxProcess, same_secret
 from tests.provider.conftest import checked
-
-
-def outside(sandbox: SandboxProcess, account: SandboxAccount):  # type: ignore[no-untyped-def]
-    """Someone's own script, making keys the stack does not manage."""
-    return make_client(read_settings({"binance:apiKey": account["apiKey"],
-                                      "binance:privateKey": account["privateKey"],
-                                      "binance:baseUrl": sandbox.base_url}.get, {}))
 
 
 def keypair(kind: str) -> tuple[str, str]:
@@ -43,7 +35,7 @@ def test_an_existing_name_is_refused_with_both_ways_out(
     provider: MarginSpecialKeyProvider, sandbox: SandboxProcess, account: SandboxAccount,
     exchange_keys: Callable[[], list[dict[str, Any]]],
 ) -> None:
-    theirs = outside(sandbox, account).create_special_key("desk", None, [], None, None)
+    theirs = sandbox.script_client(account).create_special_key("desk", None, [], None, None)
     with pytest.raises(DuplicateName) as raised:
         provider.create(checked(provider, api_name="desk"))
     message = str(raised.value)
@@ -76,7 +68,7 @@ def test_adoption_keeps_the_key_and_applies_the_declared_ips(
     exchange_keys: Callable[[], list[dict[str, Any]]], key_type: str,
 ) -> None:
     public, private = keypair(key_type) if key_type != "HMAC" else (None, None)
-    made = outside(sandbox, account).create_special_key("legacy", "ETHUSDT", ["10.0.0.9"], public, None)
+    made = sandbox.script_client(account).create_special_key("legacy", "ETHUSDT", ["10.0.0.9"], public, None)
     material: dict[str, Any] = (
         {"adopt_secret_key": made.secret_key} if key_type == "HMAC" else {"adopt_private_key": private})
     news = checked(provider, api_name="legacy", symbol="ETHUSDT", key_type=key_type,
@@ -100,14 +92,14 @@ def test_adoption_keeps_the_key_and_applies_the_declared_ips(
 def test_adoption_refuses_a_mismatch(
     provider: MarginSpecialKeyProvider, sandbox: SandboxProcess, account: SandboxAccount,
 ) -> None:
-    made = outside(sandbox, account).create_special_key("legacy", None, [], None, None)  # HMAC
+    made = sandbox.script_client(account).create_special_key("legacy", None, [], None, None)  # HMAC
     with pytest.raises(ExchangeStateMismatch, match="HMAC_SHA256 key, but key_type is ED25519"):
         provider.create(checked(provider, api_name="legacy", adopt_api_key=made.api_key))
     with pytest.raises(ExchangeStateMismatch, match="apiName on the exchange is 'legacy'"):
         provider.create(checked(provider, api_name="other", key_type="HMAC", adopt_api_key=made.api_key))
     with pytest.raises(KeyNotFound, match="no special key"):
         provider.create(checked(provider, api_name="legacy", key_type="HMAC", adopt_api_key="N" * 64))
-    outside(sandbox, account).delete_special_key(made.api_key, None)
+    sandbox.script_client(account).delete_special_key(made.api_key, None)
 
 
 def test_replacement_without_room_fails_at_preview_unless_deleting_first(
@@ -115,7 +107,7 @@ def test_replacement_without_room_fails_at_preview_unless_deleting_first(
     exchange_keys: Callable[[], list[dict[str, Any]]],
 ) -> None:
     ours = provider.create(checked(provider, api_name="full", keepers={"v": "1"}))
-    others = outside(sandbox, account)
+    others = sandbox.script_client(account)
     for i in range(28):  # 28 + ours = 29 special keys, + the account's normal key = 30
         others.create_special_key(f"other-{i}", "BTCUSDT" if i % 2 else None, [], None, None)
     sandbox.reset_requests()
