@@ -251,8 +251,9 @@ def write(results: dict[str, Any]) -> None:
         "",
         "Notes: a create costs one request, plus one list of the margin account's keys per run (for",
         "the duplicate-name check and for reconciliation if an answer is lost; creates that start",
-        "together may each list once); a refresh reads each key once; a no-change preview or up",
-        "reads nothing. Targets are goals reported against, not assertions; figures within a few",
+        "together may each list once); a refresh lists each margin account once (a key missing from",
+        "the list is queried by apiKey before it is called gone); a no-change preview or up reads",
+        "nothing. Targets are goals reported against, not assertions; figures within a few",
         "per cent of a target are within this machine's run-to-run noise. Raw: `bench/results.json`.",
     ]
     (ROOT / "bench" / "RESULTS.md").write_text("\n".join(lines) + "\n")

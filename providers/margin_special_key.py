@@ -45,6 +45,9 @@ SECRET_OUTPUTS = ["private_key", "secret_key"]
 OUTPUT_FIELDS = ("api_key", "private_key", "secret_key", "key_origin", "created_at_ms")
 CREATE_ATTEMPTS = 3
 ACCOUNT_KEY_LIMIT = 30  # Binance: normal and special API keys together, per account
+# How long one listing of a margin account's keys serves the reads of a refresh. Short: the reads
+# of one refresh arrive together, and an IP edit made by hand minutes earlier must show.
+READ_LISTING_TTL_S = 5.0
 
 # Old apiKeys that a planned create-first replacement will delete once the new key exists. Kept
 # in the provider process only (diff runs there just before create), never in the pickle.
@@ -85,6 +88,9 @@ class MarginSpecialKeyProvider(ResourceProvider):
         # kept current with the keys this process creates or deletes: one list request per scope
         # and run instead of one per create.
         self._scopes: dict[str | None, dict[str, SpecialKey]] = {}
+        # What read() last listed per scope, and when (see _recent_listing).
+        self._listings: dict[str | None, tuple[float, dict[str, SpecialKey]]] = {}
+        self._listing_locks: dict[str | None, threading.Lock] = {}
 
     # The pickle carries the class by reference and no state at all: never credentials.
     def __getstate__(self) -> dict[str, Any]:
@@ -293,16 +299,34 @@ class MarginSpecialKeyProvider(ResourceProvider):
         with self._lock:
             return list(known.values())
 
+    def _recent_listing(self, client: BinanceClient, symbol: str | None) -> dict[str, SpecialKey]:
+        """The scope's keys as listed at most READ_LISTING_TTL_S ago; one list for concurrent reads."""
+        with self._lock:
+            scope_lock = self._listing_locks.setdefault(symbol, threading.Lock())
+        with scope_lock:
+            listed_at, keys = self._listings.get(symbol, (0.0, {}))
+            if time.monotonic() - listed_at > READ_LISTING_TTL_S:
+                keys = {k.api_key: k for k in client.list_special_keys(symbol)}
+                self._listings[symbol] = (time.monotonic(), keys)
+            return keys
+
     def _remember(self, symbol: str | None, api_key: str, name: str, key_type: str) -> None:
         from .binance.client import SpecialKey
 
         with self._lock:
             if symbol in self._scopes:
                 self._scopes[symbol][api_key] = SpecialKey(api_key, name, (), key_type, None)
+        self._changed(symbol)
 
     def _forget(self, symbol: str | None, api_key: str) -> None:
         with self._lock:
             self._scopes.get(symbol, {}).pop(api_key, None)
+        self._changed(symbol)
+
+    def _changed(self, symbol: str | None) -> None:
+        """This process changed the scope: the next read lists it afresh."""
+        with self._lock:
+            self._listings.pop(symbol, None)
 
     @staticmethod
     def _appeared(
@@ -324,9 +348,10 @@ class MarginSpecialKeyProvider(ResourceProvider):
                      if k != "public_key" and k not in spec.ADOPT_FIELDS})
         return UpdateResult(outs)
 
-    @staticmethod
-    def _edit_ips(client: BinanceClient, api_key: str, symbol: str | None, declared: list[str]) -> None:
+    def _edit_ips(self, client: BinanceClient, api_key: str, symbol: str | None,
+                  declared: list[str]) -> None:
         client.edit_ip(api_key, symbol, declared)
+        self._changed(symbol)
         # Binance does not document whether edit-ip replaces or appends: prove it replaced.
         held = sorted(spec.normalize_ip_list(list(client.query_special_key(api_key, symbol).ips)))
         if held != sorted(declared):
@@ -337,10 +362,15 @@ class MarginSpecialKeyProvider(ResourceProvider):
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         old = _clean(props)
-        try:
-            key = self._client().query_special_key(id_, old.get("symbol"))
-        except KeyNotFound:
-            return ReadResult(None, {})  # gone: it leaves the state
+        client, symbol = self._client(), old.get("symbol")
+        # A refresh reads every key of a stack at once: one list of the margin account serves
+        # them all. A key missing from that list is asked for by apiKey before it is called gone.
+        key = self._recent_listing(client, symbol).get(id_)
+        if key is None:
+            try:
+                key = client.query_special_key(id_, symbol)
+            except KeyNotFound:
+                return ReadResult(None, {})  # gone: it leaves the state
         outs = {
             **old,
             "api_key": key.api_key,

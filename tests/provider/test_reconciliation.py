@@ -169,3 +169,22 @@ def test_creates_list_each_scope_once_per_process(
     for result in made:
         provider.delete(result.id, result.outs or {})
     assert exchange_keys() == []
+
+
+def test_reads_of_one_refresh_share_one_listing_and_see_changes(
+    provider: MarginSpecialKeyProvider, sandbox: SandboxProcess, account: SandboxAccount,
+    clean_faults: SandboxProcess,
+) -> None:
+    made = [provider.create(checked(provider, api_name=f"r{i}", ip_whitelist=["10.0.0.1"]))
+            for i in range(4)]
+    sandbox.script_client(account).edit_ip(made[0].id, None, ["10.9.9.9"])
+    clean_faults.reset_requests()
+    reads = [provider.read(m.id, m.outs or {}) for m in made]
+    calls = [(r["method"], r["path"]) for r in clean_faults.requests_log()]
+    assert calls == [("GET", LIST)]
+    assert (reads[0].outs or {})["ip_whitelist"] == ["10.9.9.9"]
+    # A key deleted by this process is gone for the very next read.
+    provider.delete(made[1].id, made[1].outs or {})
+    assert provider.read(made[1].id, made[1].outs or {}).id is None
+    for m in made[0:1] + made[2:]:
+        provider.delete(m.id, m.outs or {})
