@@ -9,17 +9,51 @@ Recovery (README, "When a run is killed"):
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 from tests.harness import ROOT, PulumiProject, SandboxAccount, SandboxProcess
 from tests.proof.conftest import agreement
+
+
+def processes_in(directory: Path) -> dict[int, str]:
+    """Processes whose working directory is `directory` or whose command line names it."""
+    found = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            cwd = os.readlink(proc / "cwd")
+        except OSError:
+            continue
+        if cwd == str(directory) or str(directory) in cmdline:
+            found[int(proc.name)] = cmdline
+    return found
+
+
+def wait_for_no_process(directory: Path, *markers: str, timeout: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not any(m in cmd for cmd in processes_in(directory).values() for m in markers):
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def end_processes_in(directory: Path) -> None:
+    for pid in processes_in(directory):
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+
 
 KEYS = [{"name": f"bot-{i:02d}", "keyType": "HMAC" if i % 3 == 0 else "ED25519",
          "ipWhitelist": ["10.0.0.1"]} for i in range(20)]
@@ -43,6 +77,10 @@ def test_kill_during_up_then_recover(project: PulumiProject, clean_faults: Sandb
     time.sleep(0.5)  # requests already on the wire land
     sandbox.clear_faults()
     at_kill = agreement(project, sandbox, account)
+    # The language host notices the engine is gone and stops, with the program it ran. Pulumi's
+    # own dynamic provider process (`python -m pulumi.dynamic`) has no such check: ended here.
+    assert wait_for_no_process(project.directory, "language_host.py", "language-python-exec")
+    end_processes_in(project.directory)
 
     project.run("cancel", "--yes")
     project.refresh("--clear-pending-creates")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -35,6 +36,7 @@ HOST_VERSION = "3.274.1"
 # Exit code pulumi-language-python-exec uses after it has shown the user an actionable message.
 EXIT_AFTER_USER_MESSAGE = 32
 EXECUTOR = Path(__file__).resolve().with_name("pulumi-language-python-exec")
+HEALTH_CHECK_SECONDS = 2.0
 
 
 def _options(info: language_pb2.ProgramInfo) -> dict[str, Any]:
@@ -67,6 +69,19 @@ def _virtualenv_env(python: str) -> dict[str, str]:
 class LanguageHost(language_pb2_grpc.LanguageRuntimeServicer):
     def __init__(self, engine_address: str) -> None:
         self.engine_address = engine_address
+        self.lock = threading.Lock()
+        self.programs: set[subprocess.Popen[bytes]] = set()
+
+    def stop_programs(self) -> None:
+        with self.lock:
+            running = list(self.programs)
+        for program in running:
+            program.terminate()
+        for program in running:
+            try:
+                program.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                program.kill()
 
     def Handshake(self, request: Any, context: Any) -> Any:
         return language_pb2.LanguageHandshakeResponse()
@@ -165,12 +180,38 @@ class LanguageHost(language_pb2_grpc.LanguageRuntimeServicer):
         env["PULUMI_CONFIG"] = json.dumps(dict(request.config))
         env["PULUMI_CONFIG_SECRET_KEYS"] = json.dumps(list(request.configSecretKeys))
         # The program's stdout and stderr are ours, which the engine shows to the user.
-        code = subprocess.call(args, env=env, cwd=request.pwd or program_dir)
+        program = subprocess.Popen(args, env=env, cwd=request.pwd or program_dir)
+        with self.lock:
+            self.programs.add(program)
+        try:
+            code = program.wait()
+        finally:
+            with self.lock:
+                self.programs.discard(program)
         if code == 0:
             return language_pb2.RunResponse()
         if code == EXIT_AFTER_USER_MESSAGE:
             return language_pb2.RunResponse(bail=True)
         return language_pb2.RunResponse(error=f"Program exited with non-zero exit code: {code}")
+
+
+def engine_alive(address: str) -> bool:
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=2):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
+def watch_engine(address: str, stopped: threading.Event) -> None:
+    """Like Pulumi's own plugins' health check: when the engine is gone (a killed `pulumi up`),
+    stop, so neither this host nor the program it runs is left behind."""
+    failures = 0
+    while not stopped.wait(HEALTH_CHECK_SECONDS):
+        failures = 0 if engine_alive(address) else failures + 1
+        if failures >= 2:
+            stopped.set()
 
 
 def main(argv: list[str]) -> None:
@@ -180,7 +221,8 @@ def main(argv: list[str]) -> None:
         futures.ThreadPoolExecutor(max_workers=4),
         options=[("grpc.max_receive_message_length", 400 * 1024 * 1024)],
     )
-    language_pb2_grpc.add_LanguageRuntimeServicer_to_server(LanguageHost(engine_address), server)
+    host = LanguageHost(engine_address)
+    language_pb2_grpc.add_LanguageRuntimeServicer_to_server(host, server)
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     print(port, flush=True)
@@ -188,7 +230,10 @@ def main(argv: list[str]) -> None:
     stopped = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopped.set())
+    if engine_address:
+        threading.Thread(target=watch_engine, args=(engine_address, stopped), daemon=True).start()
     stopped.wait()
+    host.stop_programs()
     server.stop(grace=1)
 
 
