@@ -43,6 +43,8 @@ def main(source: Path, target: Path) -> None:
         "`kill -9` of the whole `pulumi up` process group while it creates 20 keys (creates slowed to",
         "400 ms), then the documented recovery: `pulumi cancel --yes`, `pulumi refresh --yes",
         "--clear-pending-creates`, `python -m gitops orphans --stacks S --delete`, `pulumi up --yes`.",
+        "After every kill, the language host and the program it ran stopped by themselves (health",
+        "check of the engine) within 15 s; Pulumi's own dynamic provider process had to be ended.",
         "",
         "| killed after | keys on exchange at kill | keys in state at kill | orphans deleted |"
         " after recovery: exchange / state | agree |",
