@@ -137,9 +137,11 @@ def up() -> None:
     print("\n== stack outputs (secrets stay masked)")
     pulumi("stack", "output")
     print(f"""
-Look around:
+Look around (the demo stack's passphrase is a demo-only one; never use it for real stacks):
   {sys.executable} -m sandbox keys --data-dir .sandbox     # the keys as the exchange holds them
-  source tools/env.sh && pulumi stack output --stack dev --show-secrets   # the private keys
+  source tools/env.sh
+  export PULUMI_CONFIG_PASSPHRASE={DEMO_PASSPHRASE}
+  pulumi stack output --stack dev --show-secrets            # the private keys
   pulumi stack export --stack dev                           # secrets appear only as ciphertext
 Edit DEMO_KEYS in tools/demo.py (or the stack config) and run `make demo` again.
 Tear down: make demo-destroy""")
