@@ -32,6 +32,22 @@ NO_IP = "0.0.0.0"
 USER_AGENT = "margin-special-keys/0.1"
 
 
+def _never_connected(exc: Exception) -> bool:
+    """True when the TCP connection was never made, so the request never left this machine."""
+    from urllib3.exceptions import NameResolutionError, NewConnectionError
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, (NewConnectionError, NameResolutionError)):
+            return True
+        reason = getattr(seen, "reason", None)
+        nxt = reason if isinstance(reason, BaseException) else None
+        if nxt is None and seen.args and isinstance(seen.args[0], BaseException):
+            nxt = seen.args[0]
+        seen = nxt if nxt is not seen else None
+    return False
+
+
 @dataclass(frozen=True)
 class CreatedKey:
     api_key: str
@@ -245,6 +261,11 @@ class BinanceClient:
                 " the outcome is unknown"
             ) from exc
         except requests.exceptions.ConnectionError as exc:
+            if _never_connected(exc):
+                raise OutcomeUnknown(
+                    f"{operation}: could not connect to {self.base_url}; check binance:baseUrl and"
+                    " that the exchange is reachable from this machine (nothing was sent)"
+                ) from exc
             raise OutcomeUnknown(
                 f"{operation}: the connection to {self.base_url} failed or was dropped"
                 f" ({type(exc).__name__}); the outcome is unknown"

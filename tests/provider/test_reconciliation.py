@@ -188,3 +188,15 @@ def test_reads_of_one_refresh_share_one_listing_and_see_changes(
     assert provider.read(made[1].id, made[1].outs or {}).id is None
     for m in made[0:1] + made[2:]:
         provider.delete(m.id, m.outs or {})
+
+
+def test_an_unreachable_exchange_says_so(account: SandboxAccount) -> None:
+    import socket
+
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    nowhere = configured(f"http://127.0.0.1:{port}", account)
+    with pytest.raises(OutcomeUnknown) as raised:
+        nowhere.create(checked(nowhere, api_name="x"))
+    assert "could not connect" in str(raised.value) and "nothing was sent" in str(raised.value)
