@@ -20,6 +20,7 @@ from .binance.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from .binance.client import BinanceClient
+    from .binance.signing import Signer
 
 DEFAULT_BASE_URL = "https://api.binance.com"
 API_KEY_PATTERN = re.compile(r"^[A-Za-z0-9]{1,128}$")
@@ -29,8 +30,8 @@ API_KEY_PATTERN = re.compile(r"^[A-Za-z0-9]{1,128}$")
 class ProviderSettings:
     base_url: str
     api_key: str = field(repr=False)
-    secret_key: str | None = field(default=None, repr=False)
-    private_key_pem: str | None = field(default=None, repr=False)
+    # Signs with binance:secretKey (HMAC) or binance:privateKey (Ed25519, RSA), parsed once here.
+    signer: Signer = field(repr=False)
     recv_window_ms: int = 5000
     timeout_seconds: float = 10.0
     # API keys of the account that the special-key list cannot show (normal keys, keys of other
@@ -108,16 +109,20 @@ def read_settings(
         )
     if secret_key is not None and not re.fullmatch(r"[A-Za-z0-9]{16,128}", secret_key.strip()):
         raise ConfigurationError("binance:secretKey is malformed: HMAC secrets are letters and digits")
+    from .binance.signing import HmacSigner, PrivateKeySigner
+
+    signer: Signer
     if private_key is not None:
         if "PRIVATE KEY-----" not in private_key:
             raise ConfigurationError(
                 "binance:privateKey must be a PEM private key (a BEGIN PRIVATE KEY block)")
-        from .binance.signing import PrivateKeySigner
-
         try:  # parsed now, so a bad key fails at preview rather than at the first request
-            PrivateKeySigner(private_key)
+            signer = PrivateKeySigner(private_key)
         except ValueError as exc:
             raise ConfigurationError(str(exc)) from None
+    else:
+        assert secret_key is not None
+        signer = HmacSigner(secret_key.strip())
     base_url = check_base_url(get("baseUrl", "BINANCE_BASE_URL") or DEFAULT_BASE_URL)
     recv_window = _int_setting("binance:recvWindow", get("recvWindow"), 1, 60000, 5000)
     timeout = _int_setting("binance:requestTimeout", get("requestTimeout"), 1, 300, 10)
@@ -125,8 +130,7 @@ def read_settings(
     return ProviderSettings(
         base_url=base_url,
         api_key=api_key.strip(),
-        secret_key=secret_key.strip() if secret_key else None,
-        private_key_pem=private_key,
+        signer=signer,
         recv_window_ms=recv_window,
         timeout_seconds=float(timeout),
         other_api_keys=other_keys,
@@ -134,23 +138,13 @@ def read_settings(
 
 
 def make_client(settings: ProviderSettings) -> BinanceClient:
-    """A BinanceClient for these settings; requests and cryptography load only now."""
+    """A BinanceClient for these settings; requests loads only now."""
     from .binance.client import BinanceClient
-    from .binance.signing import HmacSigner, PrivateKeySigner, Signer
 
-    signer: Signer
-    if settings.secret_key is not None:
-        signer = HmacSigner(settings.secret_key)
-    else:
-        assert settings.private_key_pem is not None
-        try:
-            signer = PrivateKeySigner(settings.private_key_pem)
-        except ValueError as exc:
-            raise ConfigurationError(str(exc)) from None
     return BinanceClient(
         settings.base_url,
         settings.api_key,
-        signer,
+        settings.signer,
         recv_window_ms=settings.recv_window_ms,
         timeout_seconds=settings.timeout_seconds,
     )

@@ -27,7 +27,7 @@ def test_reads_config_and_defaults() -> None:
 def test_environment_fallbacks() -> None:
     s = settings({}, {"BINANCE_API_KEY": API_KEY, "BINANCE_PRIVATE_KEY": PRIVATE,
                       "BINANCE_BASE_URL": "http://127.0.0.1:9"})
-    assert s.private_key_pem == PRIVATE and s.base_url == "http://127.0.0.1:9"
+    assert s.signer.name == "Ed25519" and s.base_url == "http://127.0.0.1:9"
 
 
 def test_config_wins_over_environment() -> None:
