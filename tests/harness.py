@@ -94,6 +94,11 @@ class SandboxProcess:
     def requests_log(self) -> list[dict[str, Any]]:
         return list(self.admin("GET", "state")["requests"])
 
+    def mutations(self) -> list[tuple[str, str]]:
+        """The requests that could change the exchange, in the order they arrived."""
+        return [(r["method"], r["path"]) for r in self.requests_log()
+                if r["method"] in ("POST", "PUT", "DELETE")]
+
     def reset_requests(self) -> None:
         self.admin("DELETE", "requests")
 
@@ -247,6 +252,13 @@ class PulumiProject:
         """The steps a preview plans, from `pulumi preview --json`."""
         run = self.run("preview", "--json")
         return list(json.loads(run.stdout).get("steps", []))
+
+    def planned_ops(self) -> dict[str, list[str]]:
+        """Resource name -> the operations `pulumi preview` plans for it."""
+        ops: dict[str, list[str]] = {}
+        for step in self.preview_steps():
+            ops.setdefault(step["urn"].rsplit("::", 1)[-1], []).append(step["op"])
+        return ops
 
     def expect_no_changes(self) -> None:
         self.run("preview", "--expect-no-changes")

@@ -43,14 +43,6 @@ def test_create_all_key_types_then_destroy(
     assert sandbox.special_keys(account["accountId"]) == []
 
 
-def step_ops(project: PulumiProject) -> dict[str, list[str]]:
-    ops: dict[str, list[str]] = {}
-    for step in project.preview_steps():
-        name = step["urn"].rsplit("::", 1)[-1]
-        ops.setdefault(name, []).append(step["op"])
-    return ops
-
-
 def test_ip_change_is_an_in_place_update_of_the_same_key(
     project: PulumiProject, sandbox: SandboxProcess, account: dict[str, str]
 ) -> None:
@@ -59,7 +51,7 @@ def test_ip_change_is_an_in_place_update_of_the_same_key(
     before = sandbox.special_keys(account["accountId"])
 
     project.set_keys([{"name": "trader", "ipWhitelist": ["10.0.0.2", "10.0.0.3"]}])
-    assert step_ops(project)["trader"] == ["update"]
+    assert project.planned_ops()["trader"] == ["update"]
     project.up()
     project.expect_no_changes()
 
@@ -87,7 +79,7 @@ def test_api_name_change_replaces_new_key_first(
     old_key = sandbox.special_keys(account["accountId"])[0]["apiKey"]
 
     project.set_keys([{"name": "trader", "apiName": "desk-b", "ipWhitelist": ["10.0.0.1"]}])
-    assert step_ops(project)["trader"] == ["replace"]
+    assert project.planned_ops()["trader"] == ["replace"]
     sandbox.reset_requests()
     project.up()
     project.expect_no_changes()
@@ -96,8 +88,7 @@ def test_api_name_change_replaces_new_key_first(
     assert [k["apiName"] for k in keys] == ["desk-b"]
     assert keys[0]["apiKey"] != old_key
     # New key first, then the old one goes.
-    mutations = [(r["method"], r["path"]) for r in sandbox.requests_log() if r["method"] != "GET"]
-    assert mutations == [("POST", "/sapi/v1/margin/apiKey"), ("DELETE", "/sapi/v1/margin/apiKey")]
+    assert sandbox.mutations() == [("POST", "/sapi/v1/margin/apiKey"), ("DELETE", "/sapi/v1/margin/apiKey")]
     project.destroy()
 
 
@@ -129,7 +120,7 @@ def test_ips_edited_outside_pulumi_show_as_drift_and_up_restores_them(
     project.refresh()
     drift = project.preview("--expect-no-changes", check=False)
     assert drift.returncode != 0, drift.output
-    assert step_ops(project)["btc"] == ["update"]
+    assert project.planned_ops()["btc"] == ["update"]
     project.up()
     project.expect_no_changes()
     keys = sandbox.special_keys(account["accountId"])

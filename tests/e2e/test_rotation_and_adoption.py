@@ -7,15 +7,9 @@ import time
 
 import pytest
 
-from tests.e2e.test_lifecycle import step_ops
 from tests.harness import UNKNOWN_OUTCOME_FAULTS, PulumiProject, SandboxAccount, SandboxProcess, same_secret
 
 KEY = "/sapi/v1/margin/apiKey"
-
-
-def mutations(sandbox: SandboxProcess) -> list[tuple[str, str]]:
-    return [(r["method"], r["path"]) for r in sandbox.requests_log()
-            if r["method"] in ("POST", "PUT", "DELETE")]
 
 
 def test_rotation_by_keepers_makes_the_new_key_before_the_old_goes(
@@ -26,11 +20,11 @@ def test_rotation_by_keepers_makes_the_new_key_before_the_old_goes(
     old = sandbox.special_keys(account["accountId"])[0]["apiKey"]
 
     project.set_keys([{"name": "bot", "keepers": {"rotation": "2026-12"}, "ipWhitelist": ["10.0.0.1"]}])
-    assert step_ops(project)["bot"] == ["replace"]
+    assert project.planned_ops()["bot"] == ["replace"]
     sandbox.reset_requests()
     project.up()
     project.expect_no_changes()
-    assert mutations(sandbox) == [("POST", KEY), ("DELETE", KEY)]  # both keys live in between
+    assert sandbox.mutations() == [("POST", KEY), ("DELETE", KEY)]  # both keys live in between
     keys = sandbox.special_keys(account["accountId"])
     assert len(keys) == 1 and keys[0]["apiKey"] != old and keys[0]["apiName"] == "bot"
     assert project.outputs()["keys"]["bot"]["apiKey"] == keys[0]["apiKey"]
@@ -53,7 +47,7 @@ def test_rotation_by_age_shows_as_a_replacement_in_the_next_preview(
     (project.directory / "aged.json").write_text(json.dumps(state))
     project.run("stack", "import", "--file", "aged.json")
 
-    assert step_ops(project)["aged"] == ["replace"]
+    assert project.planned_ops()["aged"] == ["replace"]
     project.up()
     project.expect_no_changes()
     keys = sandbox.special_keys(account["accountId"])
@@ -75,12 +69,12 @@ def test_full_account_refuses_a_create_first_replacement_at_preview(
     refused = project.preview(check=False)
     assert refused.returncode != 0
     assert "30 API keys" in refused.output and "deleteBeforeReplace" in refused.output
-    assert mutations(sandbox) == []
+    assert sandbox.mutations() == []
 
     project.set_keys([{"name": "k", "keepers": {"v": "2"}, "deleteBeforeReplace": True}])
     project.up()
     project.expect_no_changes()
-    assert mutations(sandbox)[-2:] == [("DELETE", KEY), ("POST", KEY)]
+    assert sandbox.mutations()[-2:] == [("DELETE", KEY), ("POST", KEY)]
     assert len(sandbox.special_keys(account["accountId"])) == 29
 
 
@@ -107,7 +101,7 @@ def test_adopt_an_existing_key_then_edit_ips_and_destroy(
     assert (made.secret_key or private or "x") not in project.run("stack", "export").stdout
 
     project.run("config", "set", "--path", "keys[0].ipWhitelist[0]", "10.0.0.10")
-    assert step_ops(project)["legacy"] == ["update"]
+    assert project.planned_ops()["legacy"] == ["update"]
     project.up()
     assert [(k["apiKey"], k["ip"]) for k in sandbox.special_keys(account["accountId"])] == [
         (made.api_key, "10.0.0.10")]
