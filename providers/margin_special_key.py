@@ -59,6 +59,10 @@ def _clean(props: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in props.items() if not k.startswith("__") and v is not None}
 
 
+def _scope_label(symbol: str | None) -> str:
+    return f"isolated pair {symbol}" if symbol else "the cross margin account"
+
+
 class ExchangeStateMismatch(BinanceError):
     """The exchange does not hold what was declared or just written to it."""
 
@@ -90,7 +94,8 @@ class MarginSpecialKeyProvider(ResourceProvider):
         self._scopes: dict[str | None, dict[str, SpecialKey]] = {}
         # What read() last listed per scope, and when (see _recent_listing).
         self._listings: dict[str | None, tuple[float, dict[str, SpecialKey]]] = {}
-        self._listing_locks: dict[str | None, threading.Lock] = {}
+        # One lock per scope, so concurrent first creates or reads share a single list call.
+        self._scope_locks: dict[str | None, threading.Lock] = {}
 
     # The pickle carries the class by reference and no state at all: never credentials.
     def __getstate__(self) -> dict[str, Any]:
@@ -207,11 +212,10 @@ class MarginSpecialKeyProvider(ResourceProvider):
         """Bring an existing key under management without recreating it."""
         api_key: str = inputs["adopt_api_key"]
         symbol: str | None = inputs.get("symbol")
-        scope = f"isolated pair {symbol}" if symbol else "the cross margin account"
         try:
             found = client.query_special_key(api_key, symbol)
         except KeyNotFound:
-            raise KeyNotFound(404, -2008, f"no special key {api_key[:8]}… on {scope}",
+            raise KeyNotFound(404, -2008, f"no special key {api_key[:8]}… on {_scope_label(symbol)}",
                               "adopt special key") from None
         wanted = {"ED25519": "Ed25519", "RSA": "RSA", "HMAC": "HMAC_SHA256"}[inputs["key_type"]]
         if found.key_type != wanted:
@@ -248,10 +252,10 @@ class MarginSpecialKeyProvider(ResourceProvider):
         namesakes = [k for k in existing if k.api_name == name
                      and k.api_key not in _PLANNED_REPLACEMENTS]
         if namesakes and not inputs.get("allow_duplicate_name"):
-            scope = f"isolated pair {symbol}" if symbol else "the cross margin account"
             raise DuplicateName(
-                f"apiName {name!r} already exists on {scope} (apiKey {namesakes[0].api_key}) and"
-                " this stack does not manage it. Adopt it (adopt_api_key / adoptApiKey:"
+                f"apiName {name!r} already exists on {_scope_label(symbol)}"
+                f" (apiKey {namesakes[0].api_key}) and this stack does not manage it."
+                " Adopt it (adopt_api_key / adoptApiKey:"
                 f" {namesakes[0].api_key}), delete it, or set allow_duplicate_name"
                 " (allowDuplicateName: true) to have several keys of that name."
             )
@@ -289,21 +293,24 @@ class MarginSpecialKeyProvider(ResourceProvider):
             " nothing was left behind on the exchange. Run `pulumi up` again."
         )
 
-    def _known_keys(self, client: BinanceClient, symbol: str | None) -> list[SpecialKey]:
+    def _scope_lock(self, symbol: str | None) -> threading.Lock:
         with self._lock:
-            known = self._scopes.get(symbol)
-        if known is None:
-            listed = {k.api_key: k for k in client.list_special_keys(symbol)}
+            return self._scope_locks.setdefault(symbol, threading.Lock())
+
+    def _known_keys(self, client: BinanceClient, symbol: str | None) -> list[SpecialKey]:
+        with self._scope_lock(symbol):
             with self._lock:
-                known = self._scopes.setdefault(symbol, listed)
+                known = self._scopes.get(symbol)
+            if known is None:
+                listed = {k.api_key: k for k in client.list_special_keys(symbol)}
+                with self._lock:
+                    known = self._scopes.setdefault(symbol, listed)
         with self._lock:
             return list(known.values())
 
     def _recent_listing(self, client: BinanceClient, symbol: str | None) -> dict[str, SpecialKey]:
         """The scope's keys as listed at most READ_LISTING_TTL_S ago; one list for concurrent reads."""
-        with self._lock:
-            scope_lock = self._listing_locks.setdefault(symbol, threading.Lock())
-        with scope_lock:
+        with self._scope_lock(symbol):
             listed_at, keys = self._listings.get(symbol, (0.0, {}))
             if time.monotonic() - listed_at > READ_LISTING_TTL_S:
                 keys = {k.api_key: k for k in client.list_special_keys(symbol)}
