@@ -88,8 +88,13 @@ def _changes(summary: dict[str, int] | None) -> dict[str, int]:
     return {k: int(v) for k, v in (summary or {}).items() if k != "same" and v}
 
 
-def run_stack(project_dir: Path, name: str, operation: str) -> StackResult:
-    """One operation on one stack; orphans are only listed here (see delete_orphans)."""
+def run_stack(project_dir: Path, name: str, operation: str,
+              managed: dict[str, set[str]] | None = None) -> StackResult:
+    """One operation on one stack; orphans are only listed here (see delete_orphans).
+
+    For `orphans`, the stack's own keys are recorded in `managed`, so the caller can tell
+    keys that another stack of the same account manages from true orphans.
+    """
     result = StackResult(stack=name, operation=operation)
     start = time.monotonic()
     progress(name, f"== {operation} started")
@@ -113,7 +118,10 @@ def run_stack(project_dir: Path, name: str, operation: str) -> StackResult:
             result.changes = planned
             result.drifted = bool(planned)
         elif operation == "orphans":
-            result.orphans = find_orphans(stack)
+            own = _managed_keys(stack)
+            if managed is not None:
+                managed[name] = own
+            result.orphans = find_orphans(stack, own)
         else:
             raise ValueError(f"unknown operation {operation!r}")
     except Exception as exc:  # noqa: BLE001 - one stack's failure is reported, the others go on
@@ -125,17 +133,26 @@ def run_stack(project_dir: Path, name: str, operation: str) -> StackResult:
     return result
 
 
-def find_orphans(stack: Any) -> list[dict[str, str]]:
-    """Special keys on this stack's account that this stack does not manage."""
-    from providers.settings import make_client, read_settings
-
-    managed = {
-        r.get("id")
+def _managed_keys(stack: Any) -> set[str]:
+    """The apiKeys of the special keys in this stack's state."""
+    return {
+        str(r.get("id"))
         for r in (stack.export_stack().deployment or {}).get("resources", [])
         if str(r.get("type", "")).endswith("MarginSpecialKey")
     }
+
+
+def _account_client(stack: Any) -> Any:
+    """A client signed with this stack's own provider credentials."""
+    from providers.settings import make_client, read_settings
+
     config = {k: v.value for k, v in stack.get_all_config().items()}
-    client = make_client(read_settings(config.get, os.environ))
+    return make_client(read_settings(config.get, os.environ))
+
+
+def find_orphans(stack: Any, managed: set[str]) -> list[dict[str, str]]:
+    """Special keys on this stack's account that this stack (its `managed` keys) does not own."""
+    client = _account_client(stack)
     orphans = []
     for scope in [None, *client.isolated_symbols()]:
         for key in client.list_special_keys(scope):
@@ -148,41 +165,26 @@ def find_orphans(stack: Any) -> list[dict[str, str]]:
 def run(project_dir: Path, operation: str, stacks: list[str], parallel: int) -> list[StackResult]:
     if operation not in OPERATIONS:
         raise ValueError(f"operation must be one of {', '.join(OPERATIONS)}")
+    managed: dict[str, set[str]] = {}
     with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
-        results = list(pool.map(lambda s: run_stack(project_dir, s, operation), stacks))
+        results = list(pool.map(lambda s: run_stack(project_dir, s, operation, managed), stacks))
     if operation == "orphans":
-        _exclude_keys_managed_elsewhere(project_dir, results)
+        # Stacks may share an account: a key managed by any stack is nobody's orphan.
+        everyone: set[str] = set().union(*managed.values())
+        for r in results:
+            r.orphans = [o for o in r.orphans if o["apiKey"] not in everyone]
     return results
 
 
 def delete_orphans(project_dir: Path, results: list[StackResult]) -> None:
     """Delete the listed orphans, by apiKey: after a killed run, keys nobody can use."""
-    from providers.settings import make_client, read_settings
-
     for r in results:
         if not r.ok or not r.orphans:
             continue
-        stack = _stack(project_dir, r.stack)
-        config = {k: v.value for k, v in stack.get_all_config().items()}
-        client = make_client(read_settings(config.get, os.environ))
+        client = _account_client(_stack(project_dir, r.stack))
         for orphan in r.orphans:
             scope = None if orphan["scope"] == "cross margin" else orphan["scope"]
             client.delete_special_key(orphan["apiKey"], scope)
             orphan["deleted"] = "yes"
             progress(r.stack, f"deleted orphan {orphan['apiKey']} ({orphan['apiName']!r}"
                               f" on {orphan['scope']})")
-
-
-def _exclude_keys_managed_elsewhere(project_dir: Path, results: list[StackResult]) -> None:
-    """Stacks may share an account: a key managed by any stack is nobody's orphan."""
-    managed: set[str] = set()
-    for r in results:
-        if r.ok:
-            stack = _stack(project_dir, r.stack)
-            managed |= {
-                str(res.get("id"))
-                for res in (stack.export_stack().deployment or {}).get("resources", [])
-                if str(res.get("type", "")).endswith("MarginSpecialKey")
-            }
-    for r in results:
-        r.orphans = [o for o in r.orphans if o["apiKey"] not in managed]
