@@ -37,6 +37,8 @@ lint: venv
 	$(PY) -m ruff check .
 	$(PY) -m mypy
 	$(PY) -m mypy __main__.py
+	$(VENV)/bin/check-jsonschema --builtin-schema vendor.github-workflows examples/github-actions.yml
+	$(VENV)/bin/check-jsonschema --builtin-schema vendor.gitlab-ci examples/gitlab-ci.yml
 
 unit: venv
 	$(PY) -m pytest -q tests/unit

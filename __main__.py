@@ -9,11 +9,18 @@ Config (`pulumi config set --path ...`):
 import pulumi
 
 from providers import MarginSpecialKey
-from providers.stack_config import StackConfigError, parse_keys
+from providers.stack_config import StackConfigError, parse_keys, plaintext_secrets
 
 config = pulumi.Config()
 try:
-    declared = parse_keys(config.get_object("keys"), config.get_object("defaultIpWhitelist"))
+    raw_keys = config.get_object("keys")
+    leaked = plaintext_secrets(pulumi.runtime.get_config, pulumi.runtime.is_config_secret, raw_keys)
+    try:
+        declared = parse_keys(raw_keys, config.get_object("defaultIpWhitelist"))
+    except StackConfigError as exc:
+        raise StackConfigError(leaked + exc.problems) from None
+    if leaked:
+        raise StackConfigError(leaked)
 except StackConfigError as exc:
     raise pulumi.RunError(str(exc)) from None
 

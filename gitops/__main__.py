@@ -1,7 +1,13 @@
 """python -m gitops {preview,up,refresh,drift,orphans} [--stacks a,b] [--parallel N]
                    [--markdown FILE] [--json FILE] [--project DIR] [--delete]
+python -m gitops exit-special-key-mode --stacks ONE [--yes]
 
-`orphans --delete` deletes, by apiKey, the special keys no stack manages (after a killed run).
+`orphans` lists the special keys on the stacks' accounts that no stack's state holds: orphans
+(a stack provably made them: a pending create or a declared name, after a killed run), another
+stack's, or unmanaged (made by hand). `orphans --delete` deletes the orphans only, by apiKey,
+after showing them and asking (or `--yes`), and refuses while a stack is locked.
+`exit-special-key-mode` asks Binance to delete every cross margin special key of one stack's
+account at once (Cross Margin Classic; no new special key for 24 hours), then refreshes the stack.
 Exit codes: 0 all good; 1 a stack failed; 2 drift found (drift); 3 orphaned keys left (orphans).
 """
 
@@ -12,19 +18,30 @@ import sys
 from pathlib import Path
 
 from .report import as_json, exit_code, markdown
-from .runner import OPERATIONS, delete_orphans, discover_stacks, run
+from .runner import OPERATIONS, delete_orphans, discover_stacks, exit_special_key_mode, run
+
+
+def _ask(what: str) -> bool:
+    """Confirmation typed by a person; without a terminal there is nobody to ask."""
+    if not sys.stdin.isatty():
+        print(f"{what}: not confirmed (no terminal to ask; pass --yes)", file=sys.stderr)
+        return False
+    return input(f"{what}? type yes: ").strip() == "yes"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gitops", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("operation", choices=OPERATIONS)
+    parser.add_argument("operation", choices=(*OPERATIONS, "exit-special-key-mode"))
     parser.add_argument("--stacks", help="comma-separated stack names (default: every stacks/*.yaml)")
     parser.add_argument("--parallel", type=int, default=4, help="stacks at once (default 4)")
     parser.add_argument("--markdown", help="write the Markdown summary here (for a PR comment)")
     parser.add_argument("--json", help="write the JSON summary here")
     parser.add_argument("--delete", action="store_true",
                         help="with orphans: delete the orphaned keys found")
+    parser.add_argument("--yes", action="store_true",
+                        help="with orphans --delete or exit-special-key-mode: do not ask for"
+                             " confirmation")
     parser.add_argument("--project", default=str(Path(__file__).resolve().parent.parent),
                         help="the Pulumi project directory (default: this repository)")
     args = parser.parse_args(argv)
@@ -34,9 +51,15 @@ def main(argv: list[str] | None = None) -> int:
     if not stacks:
         print("no stacks found in stacks/", file=sys.stderr)
         return 1
+    if args.operation == "exit-special-key-mode":
+        if len(stacks) != 1 or not args.stacks:
+            print("exit-special-key-mode acts on one account: name one stack with --stacks",
+                  file=sys.stderr)
+            return 1
+        return exit_special_key_mode(project, stacks[0], lambda what: args.yes or _ask(what))
     results = run(project, args.operation, stacks, args.parallel)
     if args.operation == "orphans" and args.delete:
-        delete_orphans(project, results)
+        delete_orphans(project, results, lambda what: args.yes or _ask(what))
     summary = markdown(results, args.operation)
     print(summary)
     if args.markdown:

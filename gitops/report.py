@@ -70,8 +70,9 @@ def markdown(results: Iterable[StackResult], operation: str) -> str:
         )
     orphans = [(r.stack, o) for r in results for o in r.orphans]
     if orphans:
-        rows += ["", "Orphaned special keys (on the account, managed by no stack):", ""]
-        rows += [f"- `{stack}`: `{o['apiKey']}` {o['apiName']!r} on {o['scope']}"
+        rows += ["", "Special keys on the account that no stack's state holds"
+                 " (orphan: this stack made it and lost it; only orphans are ever deleted):", ""]
+        rows += [f"- `{stack}`: `{o['apiKey']}` {o['apiName']!r} on {o['scope']}: {o['verdict']}"
                  + (" — deleted" if o.get("deleted") == "yes" else "") for stack, o in orphans]
     return "\n".join(rows) + "\n"
 

@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from . import orphans
 from .report import StackResult
 
 OPERATIONS = ("preview", "up", "refresh", "drift", "orphans")
@@ -54,15 +55,34 @@ def _environment(project_dir: Path) -> dict[str, str]:
     return env
 
 
-def _stack(project_dir: Path, name: str) -> Any:
+class StackUnavailable(Exception):
+    """The stack cannot be worked on as it is; the message says what to do."""
+
+
+def _stack(project_dir: Path, name: str, *, create: bool = False) -> Any:
+    """The stack in the backend. Only `up` (a merge) may create one: a pull request's preview
+    must never write to the shared backend."""
     from pulumi import automation as auto
 
     env = _environment(project_dir)
     if "PATH" in env:  # the automation API looks the CLI up on this process's PATH
         os.environ["PATH"] = env["PATH"]
-    return auto.create_or_select_stack(
-        name, work_dir=str(project_dir), opts=auto.LocalWorkspaceOptions(env_vars=env)
-    )
+    backend = os.environ.get("PULUMI_BACKEND_URL")
+    broken = orphans.empty_checkpoint_attrs(project_dir, name, backend)
+    if broken:
+        raise StackUnavailable(
+            f"the backend's {broken[0].name} is empty (a run killed while it wrote the checkpoint"
+            f" leaves this; the checkpoint itself is intact): remove it with `rm {broken[0]}`,"
+            " then run the command again")
+    opts = auto.LocalWorkspaceOptions(env_vars=env)
+    if create:
+        return auto.create_or_select_stack(name, work_dir=str(project_dir), opts=opts)
+    try:
+        return auto.select_stack(name, work_dir=str(project_dir), opts=opts)
+    except auto.StackNotFoundError:
+        raise StackUnavailable(
+            f"stack {name!r} does not exist in the backend, and only `up` creates stacks: run"
+            f" `pulumi stack init {name}` (or the `up` job on the main branch) first") from None
 
 
 GENERIC_ERRORS = ("Resource monitor has terminated", "update failed", "preview failed",
@@ -88,40 +108,37 @@ def _changes(summary: dict[str, int] | None) -> dict[str, int]:
     return {k: int(v) for k, v in (summary or {}).items() if k != "same" and v}
 
 
-def run_stack(project_dir: Path, name: str, operation: str,
-              managed: dict[str, set[str]] | None = None) -> StackResult:
-    """One operation on one stack; orphans are only listed here (see delete_orphans).
-
-    For `orphans`, the stack's own keys are recorded in `managed`, so the caller can tell
-    keys that another stack of the same account manages from true orphans.
-    """
+def run_stack(project_dir: Path, name: str, operation: str) -> StackResult:
+    """One operation on one stack; orphans are only listed here (see delete_orphans)."""
     result = StackResult(stack=name, operation=operation)
     start = time.monotonic()
     progress(name, f"== {operation} started")
     try:
-        stack = _stack(project_dir, name)
+        stack = _stack(project_dir, name, create=operation == "up")
         out: Callable[[str], None] = lambda line: progress(name, line)  # noqa: E731
-        if operation == "preview":
-            result.changes = _changes(stack.preview(on_output=out, color="never").change_summary)
+        # Every refresh runs the program (--run-program), so it uses the stack's config as it is
+        # now, not the provider settings stored with the last update: a fixed baseUrl or a
+        # rotated provider key takes effect at once.
+        if operation in ("preview", "drift"):
+            # A pull request sees what the merge will do: refresh first, exactly like `up`.
+            # (The SDK's preview_refresh passes --yes with --preview-only, which this CLI
+            # refuses; a refreshing preview writes no state either.)
+            planned = _changes(stack.preview(on_output=out, color="never", refresh=True,
+                                             run_program=True).change_summary)
+            result.changes = planned
+            result.drifted = operation == "drift" and bool(planned)
         elif operation == "up":
+            # The automation API's up skips its preview: preview first, so that a plan the account
+            # cannot hold (its 30-key room) is refused before anything is made, never half way.
+            stack.preview(on_output=out, color="never", refresh=True, run_program=True)
             # Refresh first, so an up restores whatever was changed on the exchange by hand.
-            up = stack.up(on_output=out, color="never", refresh=True)
+            up = stack.up(on_output=out, color="never", refresh=True, run_program=True)
             result.changes = _changes(up.summary.resource_changes)
         elif operation == "refresh":
-            refreshed = stack.refresh(on_output=out, color="never")
+            refreshed = stack.refresh(on_output=out, color="never", run_program=True)
             result.changes = _changes(refreshed.summary.resource_changes)
-        elif operation == "drift":
-            # Refresh from the exchange, then plan: anything to do means the exchange, the state
-            # and the declared config differ. (The SDK's preview_refresh passes --yes with
-            # --preview-only, which this CLI refuses; a refreshing preview writes no state either.)
-            planned = _changes(stack.preview(on_output=out, color="never", refresh=True).change_summary)
-            result.changes = planned
-            result.drifted = bool(planned)
         elif operation == "orphans":
-            own = _managed_keys(stack)
-            if managed is not None:
-                managed[name] = own
-            result.orphans = find_orphans(stack, own)
+            result.orphans = audit_orphans(project_dir, name, stack)
         else:
             raise ValueError(f"unknown operation {operation!r}")
     except Exception as exc:  # noqa: BLE001 - one stack's failure is reported, the others go on
@@ -133,15 +150,6 @@ def run_stack(project_dir: Path, name: str, operation: str,
     return result
 
 
-def _managed_keys(stack: Any) -> set[str]:
-    """The apiKeys of the special keys in this stack's state."""
-    return {
-        str(r.get("id"))
-        for r in (stack.export_stack().deployment or {}).get("resources", [])
-        if str(r.get("type", "")).endswith("MarginSpecialKey")
-    }
-
-
 def _account_client(stack: Any) -> Any:
     """A client signed with this stack's own provider credentials."""
     from providers.settings import make_client, read_settings
@@ -150,41 +158,78 @@ def _account_client(stack: Any) -> Any:
     return make_client(read_settings(config.get, os.environ))
 
 
-def find_orphans(stack: Any, managed: set[str]) -> list[dict[str, str]]:
-    """Special keys on this stack's account that this stack (its `managed` keys) does not own."""
+def audit_orphans(project_dir: Path, name: str, stack: Any) -> list[dict[str, str]]:
+    """Keys on this stack's account that no stack's state holds, each with its verdict
+    (gitops/orphans.py): every stack of the project on the same account is read."""
+    own = orphans.read_stack(name, stack)
+    same_account = []
+    for other in discover_stacks(project_dir):
+        if other != name:
+            theirs = orphans.read_stack(other, _stack(project_dir, other))
+            if theirs.account == own.account:
+                same_account.append(theirs)
     client = _account_client(stack)
-    orphans = []
-    for scope in [None, *client.isolated_symbols()]:
-        for key in client.list_special_keys(scope):
-            if key.api_key not in managed:
-                orphans.append({"apiKey": key.api_key, "apiName": key.api_name,
-                                "scope": scope or "cross margin"})
-    return orphans
+    listed = [(key.api_key, key.api_name, scope)
+              for scope in [None, *client.isolated_symbols()]
+              for key in client.list_special_keys(scope)]
+    return orphans.classify(listed, own, same_account)
 
 
 def run(project_dir: Path, operation: str, stacks: list[str], parallel: int) -> list[StackResult]:
     if operation not in OPERATIONS:
         raise ValueError(f"operation must be one of {', '.join(OPERATIONS)}")
-    managed: dict[str, set[str]] = {}
     with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
-        results = list(pool.map(lambda s: run_stack(project_dir, s, operation, managed), stacks))
-    if operation == "orphans":
-        # Stacks may share an account: a key managed by any stack is nobody's orphan.
-        everyone: set[str] = set().union(*managed.values())
-        for r in results:
-            r.orphans = [o for o in r.orphans if o["apiKey"] not in everyone]
-    return results
+        return list(pool.map(lambda s: run_stack(project_dir, s, operation), stacks))
 
 
-def delete_orphans(project_dir: Path, results: list[StackResult]) -> None:
-    """Delete the listed orphans, by apiKey: after a killed run, keys nobody can use."""
-    for r in results:
-        if not r.ok or not r.orphans:
-            continue
-        client = _account_client(_stack(project_dir, r.stack))
-        for orphan in r.orphans:
-            scope = None if orphan["scope"] == "cross margin" else orphan["scope"]
-            client.delete_special_key(orphan["apiKey"], scope)
-            orphan["deleted"] = "yes"
-            progress(r.stack, f"deleted orphan {orphan['apiKey']} ({orphan['apiName']!r}"
-                              f" on {orphan['scope']})")
+def exit_special_key_mode(project_dir: Path, name: str, confirm: Callable[[str], bool]) -> int:
+    """Exit Special Key Mode for one stack's account (Cross Margin Classic): Binance deletes every
+    cross margin special key of the account at once and allows no new one for 24 hours. Shows
+    what goes, asks `confirm`, then refreshes the stack so its state shows the keys gone."""
+    stack = _stack(project_dir, name)
+    client = _account_client(stack)
+    doomed = client.list_special_keys(None)
+    progress(name, f"account at {client.base_url}: {len(doomed)} cross margin special key(s)"
+                   " will be deleted by Binance, and none can be created for 24 hours:")
+    for key in doomed:
+        progress(name, f"  {key.api_key} {key.api_name!r}")
+    if not confirm(f"exit special key mode for stack {name!r}"):
+        progress(name, "not confirmed: nothing was sent")
+        return 1
+    client.exit_special_key_mode()
+    reopen = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(time.time() + 24 * 3600))
+    progress(name, f"special key mode exited; new special keys can be created from about {reopen}")
+    stack.refresh(on_output=lambda line: progress(name, line), color="never")
+    return 0
+
+
+def deletable(results: list[StackResult]) -> list[tuple[str, dict[str, str]]]:
+    return [(r.stack, o) for r in results if r.ok for o in r.orphans
+            if o["verdict"] == orphans.ORPHAN]
+
+
+def delete_orphans(project_dir: Path, results: list[StackResult],
+                   confirm: Callable[[str], bool]) -> bool:
+    """Delete, by apiKey, the keys each stack provably made and lost; only after `confirm`, and
+    never while a stack is locked by a run. Unmanaged and other stacks' keys are never touched."""
+    doomed = deletable(results)
+    if not doomed:
+        return True
+    backend = os.environ.get("PULUMI_BACKEND_URL")
+    busy = sorted({s for s, _ in doomed if orphans.locked(project_dir, s, backend)})
+    if busy:
+        print(f"refusing to delete: stack(s) {', '.join(busy)} are locked by a running (or killed)"
+              " update; when none is running, `pulumi cancel` removes a killed run's lock",
+              file=sys.stderr)
+        return False
+    print("these keys will be deleted, by apiKey:", file=sys.stderr)
+    for stack, o in doomed:
+        print(f"  [{stack}] {o['apiKey']} {o['apiName']!r} on {o['scope']}", file=sys.stderr)
+    if not confirm(f"delete {len(doomed)} orphaned key(s)"):
+        return False
+    for stack, o in doomed:
+        client = _account_client(_stack(project_dir, stack))
+        client.delete_special_key(o["apiKey"], None if o["scope"] == "cross margin" else o["scope"])
+        o["deleted"] = "yes"
+        progress(stack, f"deleted orphan {o['apiKey']} ({o['apiName']!r} on {o['scope']})")
+    return True

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
-RSA_SIZES = (2048, 4096)
+from .binance.formats import RSA_BITS
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,14 @@ class PublicKeyInfo:
     key_type: str  # ED25519 or RSA
     bits: int | None  # RSA only
     pem: str  # canonical PKCS#8 SubjectPublicKeyInfo PEM
-    private_pem: str | None = field(default=None, repr=False)  # canonical PKCS#8, when read from one
+
+
+@dataclass(frozen=True)
+class PrivateKeyInfo:
+    key_type: str  # ED25519 or RSA
+    bits: int | None  # RSA only
+    public_pem: str  # its public half, canonical PKCS#8 SubjectPublicKeyInfo PEM
+    private_pem: str = field(repr=False)  # canonical PKCS#8
 
 
 def _private_pem(key: ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey) -> str:
@@ -49,8 +56,8 @@ def generate_ed25519() -> GeneratedKeypair:
 
 
 def generate_rsa(bits: int) -> GeneratedKeypair:
-    if bits not in RSA_SIZES:
-        raise ValueError(f"RSA keys must be {' or '.join(map(str, RSA_SIZES))} bits")
+    if bits not in RSA_BITS:
+        raise ValueError(f"RSA keys must be {' or '.join(map(str, RSA_BITS))} bits")
     private = rsa.generate_private_key(public_exponent=65537, key_size=bits)
     return GeneratedKeypair(_public_pem(private.public_key()), _private_pem(private))
 
@@ -66,24 +73,19 @@ def read_public_key(pem: str) -> PublicKeyInfo:
     if isinstance(key, ed25519.Ed25519PublicKey):
         return PublicKeyInfo("ED25519", None, _public_pem(key))
     if isinstance(key, rsa.RSAPublicKey):
-        if key.key_size not in RSA_SIZES:
+        if key.key_size not in RSA_BITS:
             raise ValueError(f"is an RSA key of {key.key_size} bits; Binance takes 2048 or 4096")
         return PublicKeyInfo("RSA", key.key_size, _public_pem(key))
     raise ValueError(f"is a {type(key).__name__}; Binance takes Ed25519 or RSA public keys")
 
 
-def read_private_key(pem: str) -> PublicKeyInfo:
-    """The public half of an unencrypted PKCS#8 private key PEM; ValueError never quotes the key."""
-    if not isinstance(pem, str) or "PRIVATE KEY-----" not in pem:
-        raise ValueError("must be an unencrypted PKCS#8 PEM (a BEGIN PRIVATE KEY block)")
-    try:
-        key = serialization.load_pem_private_key(pem.encode(), password=None)
-    except (ValueError, TypeError):
-        raise ValueError("is not a readable, unencrypted PEM private key") from None
+def read_private_key(pem: str) -> PrivateKeyInfo:
+    """An unencrypted PKCS#8 private key PEM and its public half; ValueError never quotes the key."""
+    from .binance.signing import load_private_key
+
+    key = load_private_key(pem)
     if isinstance(key, ed25519.Ed25519PrivateKey):
-        return PublicKeyInfo("ED25519", None, _public_pem(key.public_key()), _private_pem(key))
-    if isinstance(key, rsa.RSAPrivateKey):
-        if key.key_size not in RSA_SIZES:
-            raise ValueError(f"is an RSA key of {key.key_size} bits; Binance takes 2048 or 4096")
-        return PublicKeyInfo("RSA", key.key_size, _public_pem(key.public_key()), _private_pem(key))
-    raise ValueError("must be an Ed25519 or RSA private key")
+        return PrivateKeyInfo("ED25519", None, _public_pem(key.public_key()), _private_pem(key))
+    if key.key_size not in RSA_BITS:
+        raise ValueError(f"is an RSA key of {key.key_size} bits; Binance takes 2048 or 4096")
+    return PrivateKeyInfo("RSA", key.key_size, _public_pem(key.public_key()), _private_pem(key))

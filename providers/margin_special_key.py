@@ -28,30 +28,16 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
-from . import spec
-from .binance.errors import (
-    BinanceError,
-    ConfigurationError,
-    InvalidRequest,
-    KeyNotFound,
-    OutcomeUnknown,
-)
+from . import fields, spec
+from .account import AccountKeys, NewKey
+from .binance.errors import BinanceError, ConfigurationError
+from .key_type import KeyType
 
 if TYPE_CHECKING:
-    from .binance.client import BinanceClient, CreatedKey, SpecialKey
     from .settings import ProviderSettings
 
-SECRET_OUTPUTS = ["private_key", "secret_key"]
-OUTPUT_FIELDS = ("api_key", "private_key", "secret_key", "key_origin", "created_at_ms")
-CREATE_ATTEMPTS = 3
-ACCOUNT_KEY_LIMIT = 30  # Binance: normal and special API keys together, per account
-# How long one listing of a margin account's keys serves the reads of a refresh. Short: the reads
-# of one refresh arrive together, and an IP edit made by hand minutes earlier must show.
-READ_LISTING_TTL_S = 5.0
-
-# Old apiKeys that a planned create-first replacement will delete once the new key exists. Kept
-# in the provider process only (diff runs there just before create), never in the pickle.
-_PLANNED_REPLACEMENTS: set[str] = set()
+SECRET_OUTPUTS = fields.SECRET_OUTPUTS
+OUTPUT_FIELDS = fields.OUTPUT_FIELDS
 
 
 def _clean(props: Mapping[str, Any]) -> dict[str, Any]:
@@ -59,20 +45,9 @@ def _clean(props: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in props.items() if not k.startswith("__") and v is not None}
 
 
-def _scope_label(symbol: str | None) -> str:
-    return f"isolated pair {symbol}" if symbol else "the cross margin account"
-
-
-class ExchangeStateMismatch(BinanceError):
-    """The exchange does not hold what was declared or just written to it."""
-
-
-class DuplicateName(BinanceError):
-    """An apiName this resource does not own already exists in the key's scope."""
-
-
-class AccountKeyLimit(BinanceError):
-    """The account cannot hold one more API key."""
+def _label(props: Mapping[str, Any]) -> str:
+    name = props.get("api_name")
+    return f"key {name!r}" if isinstance(name, str) and not spec.is_unknown(name) else "this key"
 
 
 class MarginSpecialKeyProvider(ResourceProvider):
@@ -87,15 +62,7 @@ class MarginSpecialKeyProvider(ResourceProvider):
         self._lock = threading.Lock()
         self._settings: ProviderSettings | None = None
         self._settings_error: str | None = None
-        self._client_instance: BinanceClient | None = None
-        # The special keys of each margin account (scope), listed once per provider process and
-        # kept current with the keys this process creates or deletes: one list request per scope
-        # and run instead of one per create.
-        self._scopes: dict[str | None, dict[str, SpecialKey]] = {}
-        # What read() last listed per scope, and when (see _recent_listing).
-        self._listings: dict[str | None, tuple[float, dict[str, SpecialKey]]] = {}
-        # One lock per scope, so concurrent first creates or reads share a single list call.
-        self._scope_locks: dict[str | None, threading.Lock] = {}
+        self._account: AccountKeys | None = None
 
     # The pickle carries the class by reference and no state at all: never credentials.
     def __getstate__(self) -> dict[str, Any]:
@@ -113,278 +80,134 @@ class MarginSpecialKeyProvider(ResourceProvider):
             # Reported by check() as a failure, so preview stops before any request.
             self._settings_error = str(exc)
 
-    def _client(self) -> BinanceClient:
+    def _keys(self) -> AccountKeys:
+        """The account's keys, one object per provider process (one stack's settings)."""
         with self._lock:
-            if self._client_instance is None:
+            if self._account is None:
                 if self._settings is None:
                     raise ConfigurationError(
                         self._settings_error or "the provider was not configured"
                     )
                 from .settings import make_client
 
-                self._client_instance = make_client(self._settings)
-            return self._client_instance
+                self._account = AccountKeys(make_client(self._settings),
+                                            self._settings.other_api_keys)
+            return self._account
 
-    # --- check and diff: pure planning; diff reaches the exchange only to check room for a
-    # create-first replacement ---
+    # --- check and diff: planning; they reach the exchange only to count the account's room ---
 
-    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         inputs, failures = spec.check_inputs(_clean(news))
-        result = [CheckFailure(f.property, f.reason) for f in failures]
+        # No property is named: the engine would print the property's value beside it, and
+        # some values (a private key pasted as publicKey) must never reach a log.
+        result = [CheckFailure("", f.python()) for f in failures]
         if self._settings_error is not None:
-            result.append(CheckFailure("binance", self._settings_error))
+            result.append(CheckFailure("", self._settings_error))
+        elif not result and not _clean(olds) and spec.creates_key(inputs):
+            # A new key needs room on the account, counted with the run's other plans. Pulumi also
+            # checks a replacement's new key this way, after diff: plan_token makes it count once.
+            try:
+                self._keys().reserve(spec.plan_token(inputs), f"creating {_label(inputs)}")
+            except BinanceError as exc:
+                result.append(CheckFailure("", str(exc)))
         return CheckResult(inputs, result)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         old, new = _clean(olds), _clean(news)
         plan = spec.plan_diff(old, new, now_ms=int(time.time() * 1000))
         delete_first = bool(new.get("delete_before_replace"))
-        if plan.replaces and not delete_first and "api_key" in old:
-            # The new key is made while the old one lives; create() must not take the old key
-            # for a stranger holding the same name.
-            _PLANNED_REPLACEMENTS.add(old["api_key"])
-            self._check_room_for_replacement(old)
+        if plan.replaces and "api_key" in old:
+            self._keys().plan_replacement(
+                old["api_key"], spec.plan_token(new),
+                f"replacing {_label(old)} ({', '.join(plan.replaces)})", delete_first=delete_first,
+            )
         return DiffResult(
             changes=plan.changed, replaces=plan.replaces,
             delete_before_replace=True if plan.replaces and delete_first else None,
         )
 
-    def _check_room_for_replacement(self, old: Mapping[str, Any]) -> None:
-        """Fail at preview when a create-first replacement cannot fit under the 30-key limit.
-
-        Binance counts normal and special keys together and lists only special keys, one margin
-        account at a time: the cross margin keys and those of every isolated pair are counted,
-        plus `binance:otherApiKeys` (default 1: the provider's own key) for the normal keys.
-        """
-        client = self._client()
-        scopes: list[str | None] = [None, *client.isolated_symbols()]
-        counted = sum(len(client.list_special_keys(scope)) for scope in scopes)
-        assert self._settings is not None
-        total = counted + self._settings.other_api_keys
-        if total + 1 > ACCOUNT_KEY_LIMIT:
-            raise AccountKeyLimit(
-                f"replacing {old.get('api_name')!r} creates the new key before deleting the old one,"
-                f" but the account already holds {total} of its {ACCOUNT_KEY_LIMIT} API keys"
-                f" ({counted} special keys + binance:otherApiKeys={self._settings.other_api_keys})."
-                " Set delete_before_replace (deleteBeforeReplace: true in stack config) to delete"
-                " first, or free a key."
-            )
-
     # --- the operations that reach the exchange ---
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         inputs = spec.require_valid(_clean(props))
-        client = self._client()
         if "adopt_api_key" in inputs:
-            return self._adopt(client, inputs)
-        key_type: str = inputs["key_type"]
+            return self._adopt(inputs)
+        key_type = KeyType(inputs["key_type"])
         public_key: str | None = inputs.get("public_key")
         private_key: str | None = None
         origin = "provided" if public_key else "exchange"
-        if key_type != "HMAC" and not public_key:
+        if key_type is not KeyType.HMAC and not public_key:
             from . import keys
 
-            pair = keys.generate_ed25519() if key_type == "ED25519" else keys.generate_rsa(
+            pair = keys.generate_ed25519() if key_type is KeyType.ED25519 else keys.generate_rsa(
                 int(inputs.get("rsa_bits", 2048))
             )
             public_key, private_key, origin = pair.public_key_pem, pair.private_key_pem, "generated"
-
-        created = self._create_reconciled(client, inputs, public_key)
+        created = self._keys().create(NewKey(
+            inputs["api_name"], inputs.get("symbol"), tuple(inputs.get("ip_whitelist", [])),
+            public_key, inputs.get("permission_mode"), bool(inputs.get("allow_duplicate_name")),
+        ))
         return self._created(inputs, created.api_key, origin, public_key, private_key,
                              created.secret_key)
 
     @staticmethod
     def _created(inputs: Mapping[str, Any], api_key: str, origin: str, public_key: str | None,
-                 private_key: str | None, secret_key: str | None) -> CreateResult:
+                 private_key: str | None, secret_key: str | None,
+                 ips: list[str] | None = None) -> CreateResult:
         outs: dict[str, Any] = {
             **{k: v for k, v in inputs.items() if k not in spec.ADOPT_FIELDS},
             "api_key": api_key,
             "key_origin": origin,
             "created_at_ms": int(time.time() * 1000),
         }
+        if ips is not None:
+            outs["ip_whitelist"] = ips
         for name, value in (("public_key", public_key), ("private_key", private_key),
                             ("secret_key", secret_key)):
             if value:
                 outs[name] = value
         return CreateResult(api_key, outs)
 
-    def _adopt(self, client: BinanceClient, inputs: Mapping[str, Any]) -> CreateResult:
-        """Bring an existing key under management without recreating it."""
+    def _adopt(self, inputs: Mapping[str, Any]) -> CreateResult:
+        """Bring an existing key under management as it is: adoption changes nothing on the
+        exchange. Its IPs are recorded as the exchange holds them, so a declared whitelist that
+        differs shows in the next preview as an update of that whitelist."""
         api_key: str = inputs["adopt_api_key"]
-        symbol: str | None = inputs.get("symbol")
-        try:
-            found = client.query_special_key(api_key, symbol)
-        except KeyNotFound:
-            raise KeyNotFound(404, -2008, f"no special key {api_key[:8]}… on {_scope_label(symbol)}",
-                              "adopt special key") from None
-        wanted = {"ED25519": "Ed25519", "RSA": "RSA", "HMAC": "HMAC_SHA256"}[inputs["key_type"]]
-        if found.key_type != wanted:
-            raise ExchangeStateMismatch(
-                f"adopt {api_key[:8]}…: the exchange holds a {found.key_type} key, but key_type is"
-                f" {inputs['key_type']}; declare the key type it has"
-            )
-        if found.api_name != inputs["api_name"]:
-            raise ExchangeStateMismatch(
-                f"adopt {api_key[:8]}…: its apiName on the exchange is {found.api_name!r}, not"
-                f" {inputs['api_name']!r}; declare api_name as it is (renaming means a new key)"
-            )
-        declared = list(inputs.get("ip_whitelist", []))
-        if sorted(spec.normalize_ip_list(list(found.ips))) != sorted(declared):
-            self._edit_ips(client, api_key, symbol, declared)
+        found = self._keys().adopt(api_key, inputs.get("symbol"), KeyType(inputs["key_type"]),
+                                   inputs["api_name"])
         public_key = private_key = None
         if inputs.get("adopt_private_key"):
             from .keys import read_private_key
 
             info = read_private_key(inputs["adopt_private_key"])
-            public_key, private_key = info.pem, info.private_pem
+            public_key, private_key = info.public_pem, info.private_pem
         return self._created(inputs, api_key, "adopted", public_key, private_key,
-                             inputs.get("adopt_secret_key"))
-
-    def _create_reconciled(
-        self, client: BinanceClient, inputs: Mapping[str, Any], public_key: str | None
-    ) -> CreatedKey:
-        """Create once; when the outcome is unknown, look at the exchange before any retry."""
-        from .binance.client import CreatedKey
-
-        name: str = inputs["api_name"]
-        symbol: str | None = inputs.get("symbol")
-        existing = self._known_keys(client, symbol)
-        namesakes = [k for k in existing if k.api_name == name
-                     and k.api_key not in _PLANNED_REPLACEMENTS]
-        if namesakes and not inputs.get("allow_duplicate_name"):
-            raise DuplicateName(
-                f"apiName {name!r} already exists on {_scope_label(symbol)}"
-                f" (apiKey {namesakes[0].api_key}) and this stack does not manage it."
-                " Adopt it (adopt_api_key / adoptApiKey:"
-                f" {namesakes[0].api_key}), delete it, or set allow_duplicate_name"
-                " (allowDuplicateName: true) to have several keys of that name."
-            )
-        before = {k.api_key for k in existing}
-        for _ in range(CREATE_ATTEMPTS):
-            try:
-                created = client.create_special_key(
-                    name, symbol, list(inputs.get("ip_whitelist", [])), public_key,
-                    inputs.get("permission_mode"),
-                )
-                self._remember(symbol, created.api_key, name, created.key_type)
-                return created
-            except InvalidRequest as exc:
-                if "API keys" in exc.msg:
-                    raise AccountKeyLimit(
-                        f"{exc} — the account has no room for another key; when replacing, set"
-                        " delete_before_replace (deleteBeforeReplace: true) to delete the old key first"
-                    ) from None
-                raise
-            except OutcomeUnknown:
-                appeared = self._appeared(client, before, name, symbol)
-            if len(appeared) == 1 and public_key is not None:
-                # Ours: it appeared during our create, under our name, and the exchange only
-                # made it from the public key we sent; we hold the private half.
-                found = appeared[0]
-                self._remember(symbol, found.api_key, name, found.key_type)
-                return CreatedKey(found.api_key, None, found.key_type)
-            # An HMAC key whose secret we never received is useless, and several new keys
-            # cannot be told apart: remove what appeared, then try again.
-            for key in appeared:
-                client.delete_special_key(key.api_key, symbol)
-                self._forget(symbol, key.api_key)
-        raise OutcomeUnknown(
-            f"create special key {name!r}: the exchange's answer was lost {CREATE_ATTEMPTS} times;"
-            " nothing was left behind on the exchange. Run `pulumi up` again."
-        )
-
-    def _scope_lock(self, symbol: str | None) -> threading.Lock:
-        with self._lock:
-            return self._scope_locks.setdefault(symbol, threading.Lock())
-
-    def _known_keys(self, client: BinanceClient, symbol: str | None) -> list[SpecialKey]:
-        with self._scope_lock(symbol):
-            with self._lock:
-                known = self._scopes.get(symbol)
-            if known is None:
-                listed = {k.api_key: k for k in client.list_special_keys(symbol)}
-                with self._lock:
-                    known = self._scopes.setdefault(symbol, listed)
-        with self._lock:
-            return list(known.values())
-
-    def _recent_listing(self, client: BinanceClient, symbol: str | None) -> dict[str, SpecialKey]:
-        """The scope's keys as listed at most READ_LISTING_TTL_S ago; one list for concurrent reads."""
-        with self._scope_lock(symbol):
-            listed_at, keys = self._listings.get(symbol, (0.0, {}))
-            if time.monotonic() - listed_at > READ_LISTING_TTL_S:
-                keys = {k.api_key: k for k in client.list_special_keys(symbol)}
-                self._listings[symbol] = (time.monotonic(), keys)
-            return keys
-
-    def _remember(self, symbol: str | None, api_key: str, name: str, key_type: str) -> None:
-        from .binance.client import SpecialKey
-
-        with self._lock:
-            if symbol in self._scopes:
-                self._scopes[symbol][api_key] = SpecialKey(api_key, name, (), key_type, None)
-        self._changed(symbol)
-
-    def _forget(self, symbol: str | None, api_key: str) -> None:
-        with self._lock:
-            self._scopes.get(symbol, {}).pop(api_key, None)
-        self._changed(symbol)
-
-    def _changed(self, symbol: str | None) -> None:
-        """This process changed the scope: the next read lists it afresh."""
-        with self._lock:
-            self._listings.pop(symbol, None)
-
-    @staticmethod
-    def _appeared(
-        client: BinanceClient, before: set[str], name: str, symbol: str | None
-    ) -> list[SpecialKey]:
-        return [
-            k for k in client.list_special_keys(symbol)
-            if k.api_key not in before and k.api_name == name
-        ]
+                             inputs.get("adopt_secret_key"),
+                             ips=spec.held_ips(found.ips))
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         old = _clean(olds)
         inputs = spec.require_valid(_clean(news))
         declared = sorted(inputs.get("ip_whitelist", []))
         if sorted(old.get("ip_whitelist", [])) != declared:
-            self._edit_ips(self._client(), old["api_key"], old.get("symbol"), declared)
+            self._keys().edit_ips(old["api_key"], old.get("symbol"), declared)
         outs = {k: v for k, v in old.items() if k not in spec.INPUT_FIELDS or k == "public_key"}
         outs.update({k: v for k, v in inputs.items()
                      if k != "public_key" and k not in spec.ADOPT_FIELDS})
         return UpdateResult(outs)
 
-    def _edit_ips(self, client: BinanceClient, api_key: str, symbol: str | None,
-                  declared: list[str]) -> None:
-        client.edit_ip(api_key, symbol, declared)
-        self._changed(symbol)
-        # Binance does not document whether edit-ip replaces or appends: prove it replaced.
-        held = sorted(spec.normalize_ip_list(list(client.query_special_key(api_key, symbol).ips)))
-        if held != sorted(declared):
-            raise ExchangeStateMismatch(
-                f"after editing the IPs of {api_key[:8]}… the exchange holds {held},"
-                f" not the declared {sorted(declared)}"
-            )
-
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         old = _clean(props)
-        client, symbol = self._client(), old.get("symbol")
-        # A refresh reads every key of a stack at once: one list of the margin account serves
-        # them all. A key missing from that list is asked for by apiKey before it is called gone.
-        key = self._recent_listing(client, symbol).get(id_)
+        key = self._keys().find(id_, old.get("symbol"))
         if key is None:
-            try:
-                key = client.query_special_key(id_, symbol)
-            except KeyNotFound:
-                return ReadResult(None, {})  # gone: it leaves the state
+            return ReadResult(None, {})  # a fresh key list lacks it: it leaves the state
         outs = {
             **old,
             "api_key": key.api_key,
             "api_name": key.api_name,
-            "ip_whitelist": spec.normalize_ip_list(list(key.ips)),
+            "ip_whitelist": spec.held_ips(key.ips),
         }
-        if old.get("key_type") == "ED25519" and key.permission_mode:
+        if old.get("key_type") == KeyType.ED25519 and key.permission_mode:
             outs["permission_mode"] = key.permission_mode
         inputs = {k: outs[k] for k in spec.INPUT_FIELDS if k in outs}
         if outs.get("key_origin") != "provided":
@@ -393,9 +216,7 @@ class MarginSpecialKeyProvider(ResourceProvider):
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         # By apiKey, never by name: a name may be shared by keys this stack does not own.
-        symbol = _clean(props).get("symbol")
-        self._client().delete_special_key(id_, symbol)
-        self._forget(symbol, id_)
+        self._keys().delete(id_, _clean(props).get("symbol"))
 
 
 def _secret(value: pulumi.Input[str] | None) -> pulumi.Output[str] | None:
@@ -424,6 +245,7 @@ class MarginSpecialKey(Resource, module="binance", name="MarginSpecialKey"):
     keepers: pulumi.Output[dict[str, str] | None]
     rotate_after_days: pulumi.Output[int | None]
     allow_duplicate_name: pulumi.Output[bool | None]
+    allow_any_ip: pulumi.Output[bool | None]
 
     def __init__(
         self,
@@ -442,6 +264,7 @@ class MarginSpecialKey(Resource, module="binance", name="MarginSpecialKey"):
         adopt_private_key: pulumi.Input[str] | None = None,
         adopt_secret_key: pulumi.Input[str] | None = None,
         allow_duplicate_name: pulumi.Input[bool] | None = None,
+        allow_any_ip: pulumi.Input[bool] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         props: dict[str, Any] = {
@@ -459,6 +282,7 @@ class MarginSpecialKey(Resource, module="binance", name="MarginSpecialKey"):
             "adopt_private_key": _secret(adopt_private_key),
             "adopt_secret_key": _secret(adopt_secret_key),
             "allow_duplicate_name": allow_duplicate_name,
+            "allow_any_ip": allow_any_ip,
             # The provider sees resource options only as inputs: diff needs this one to know
             # whether a replacement makes the new key first (and needs room for it).
             "delete_before_replace": True if opts and opts.delete_before_replace else None,
@@ -467,3 +291,13 @@ class MarginSpecialKey(Resource, module="binance", name="MarginSpecialKey"):
         secrets = pulumi.ResourceOptions(additional_secret_outputs=SECRET_OUTPUTS)
         merged = pulumi.ResourceOptions.merge(opts, secrets) if opts else secrets
         super().__init__(MarginSpecialKeyProvider(), resource_name, props, merged)
+        # Said on every preview and up, beside the key, for as long as the declaration stands.
+        pulumi.Output.from_input(allow_any_ip).apply(
+            lambda v: pulumi.log.warn(
+                "allowAnyIp: this trading key has no IP restriction; any address holding its"
+                " credentials can trade", resource=self) if v is True else None)
+        pulumi.Output.from_input(key_type).apply(
+            lambda v: pulumi.log.warn(
+                "keyType HMAC: Binance deprecates HMAC keys and recommends Ed25519 (the default);"
+                " HMAC secrets are made by the exchange and travel over the network once",
+                resource=self) if isinstance(v, str) and v.strip().upper() == "HMAC" else None)

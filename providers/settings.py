@@ -10,20 +10,19 @@ BINANCE_API_KEY, BINANCE_SECRET_KEY, BINANCE_PRIVATE_KEY, BINANCE_BASE_URL.
 from __future__ import annotations
 
 import ipaddress
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from .binance.errors import ConfigurationError
+from .binance.formats import API_KEY_PATTERN, HMAC_SECRET_PATTERN
 
 if TYPE_CHECKING:
     from .binance.client import BinanceClient
     from .binance.signing import Signer
 
 DEFAULT_BASE_URL = "https://api.binance.com"
-API_KEY_PATTERN = re.compile(r"^[A-Za-z0-9]{1,128}$")
 
 
 @dataclass(frozen=True)
@@ -107,7 +106,7 @@ def read_settings(
             "both binance:secretKey and binance:privateKey are set; keep the one that belongs"
             " to binance:apiKey"
         )
-    if secret_key is not None and not re.fullmatch(r"[A-Za-z0-9]{16,128}", secret_key.strip()):
+    if secret_key is not None and not HMAC_SECRET_PATTERN.match(secret_key.strip()):
         raise ConfigurationError("binance:secretKey is malformed: HMAC secrets are letters and digits")
     from .binance.signing import HmacSigner, PrivateKeySigner
 

@@ -14,42 +14,77 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from . import fields
+from .binance.formats import API_KEY_PATTERN, HMAC_SECRET_PATTERN, RSA_BITS
+
 # pulumi.runtime.rpc.UNKNOWN: how the dynamic provider host hands over a value not yet known.
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 
 KEY_TYPES = ("ED25519", "RSA", "HMAC")
 PERMISSION_MODES = ("TRADE", "READ")
-RSA_BITS = (2048, 4096)
 MAX_IPS = 30
 MAX_API_NAME_LENGTH = 128
 SYMBOL_PATTERN = re.compile(r"^[A-Z0-9]{2,20}$")
 MAX_KEEPERS = 32
 
-# What identifies a key on the exchange: a change of any of these creates a new key.
-REPLACE_FIELDS = (
-    "api_name", "symbol", "key_type", "rsa_bits", "permission_mode", "public_key", "keepers",
-)
-# What the exchange can change on an existing key.
-UPDATE_FIELDS = ("ip_whitelist",)
-# Kept in state only; changing them touches nothing on the exchange.
-STATE_FIELDS = ("rotate_after_days", "allow_duplicate_name", "delete_before_replace")
-# How an existing key is adopted at create; never compared, never copied into outputs (the
-# private key and secret are secret inputs, and reappear only as the secret outputs).
-ADOPT_FIELDS = ("adopt_api_key", "adopt_private_key", "adopt_secret_key")
-DIFF_FIELDS = REPLACE_FIELDS + UPDATE_FIELDS + STATE_FIELDS
-INPUT_FIELDS = DIFF_FIELDS + ADOPT_FIELDS
-API_KEY_PATTERN = re.compile(r"^[A-Za-z0-9]{1,128}$")
+# The field lists, from the one table (fields.py): identity fields replace the key, update fields
+# are edited in place, state fields touch nothing on the exchange, adopt fields act at create only.
+REPLACE_FIELDS = fields.IDENTITY_FIELDS
+UPDATE_FIELDS = fields.UPDATE_FIELDS
+STATE_FIELDS = fields.STATE_FIELDS
+ADOPT_FIELDS = fields.ADOPT_FIELDS
+DIFF_FIELDS = fields.DIFF_FIELDS
+INPUT_FIELDS = fields.INPUT_FIELDS
+
+Path = tuple[str | int, ...]
+
+
+def render_path(path: Path, names: Mapping[str, str | None] | None = None) -> str:
+    """`("keys", 6, "keepers", "round")` -> `keys[6].keepers.round`; `names` renames the field
+    part (Python names to stack-config names)."""
+    text = ""
+    for part in path:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            shown = (names or {}).get(part) or part
+            text += f".{shown}" if text else shown
+    return text
 
 
 @dataclass(frozen=True)
 class Failure:
-    property: str
+    """A validation failure at a structured path: the field, then list indexes or map keys."""
+
+    path: Path
     reason: str
+
+    @property
+    def property(self) -> str:
+        return str(self.path[0])
+
+    def python(self) -> str:
+        """`ip_whitelist[2]: "10.0.0.0/8" is a range; list addresses`"""
+        return f"{render_path(self.path)}: {self.reason}"
+
+    def config(self, root: Path = ()) -> str:
+        """The same at its stack-config path: `keys[6].ipWhitelist[2]: ...`."""
+        field_part = (fields.PYTHON_TO_CONFIG.get(self.property, self.property), *self.path[1:])
+        return f"{render_path((*root, *field_part))}: {self.reason}"
+
+
+class InvalidValue(ValueError):
+    """A value refused at `subpath` below its field (an entry of a list, a key of a map)."""
+
+    def __init__(self, reason: str, subpath: Path = ()) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.subpath = subpath
 
 
 class InvalidSpec(ValueError):
     def __init__(self, failures: list[Failure]) -> None:
-        super().__init__("; ".join(f"{f.property}: {f.reason}" for f in failures))
+        super().__init__("; ".join(f.python() for f in failures))
         self.failures = failures
 
 
@@ -61,47 +96,67 @@ def _absent(value: Any) -> bool:
     return value is None or value == ""
 
 
-def normalize_ip(entry: Any, where: str) -> str:
-    """One whitelist entry as the exchange writes it; ValueError names `where`."""
+def normalize_ip(entry: Any) -> str:
+    """One whitelist entry as the exchange writes it; ValueError says what is wrong with it."""
     if not isinstance(entry, str):
-        raise ValueError(f"{where}: {entry!r} is not a string; list IP addresses as strings")
+        raise ValueError(f"{entry!r} is not a string; list IP addresses as strings")
     text = entry.strip()
     if "/" in text:
-        raise ValueError(f'{where}: "{entry}" is a range; list addresses')
+        raise ValueError(f'"{entry}" is a range; list addresses')
     if "%" in text:
         raise ValueError(
-            f'{where}: "{entry}" is not an IPv4 or IPv6 address Binance can match'
-            " (drop the %zone index)"
+            f'"{entry}" is not an IPv4 or IPv6 address Binance can match (drop the %zone index)'
         )
     try:
         address = ipaddress.ip_address(text)
     except ValueError:
         raise ValueError(
-            f'{where}: "{entry}" is not an IPv4 or IPv6 address (host names are not accepted)'
+            f'"{entry}" is not an IPv4 or IPv6 address (host names are not accepted)'
         ) from None
     if text == "0.0.0.0":
         raise ValueError(
-            f'{where}: "0.0.0.0" is how Binance shows a key without IP restriction;'
-            " leave the list empty for that instead"
+            '"0.0.0.0" is how Binance shows a key without IP restriction; leave the list empty'
+            " and set allowAnyIp: true for that instead"
         )
     return str(address)
 
 
-def normalize_ip_list(value: Any, field: str = "ip_whitelist") -> list[str]:
-    """Sorted, without duplicates: order and repetition carry no meaning on the exchange."""
+def normalize_ip_list(value: Any, merged_from: int = 0) -> list[str] | str:
+    """Sorted, without duplicates: order and repetition carry no meaning on the exchange.
+    UNKNOWN when an entry is not known yet (preview). `merged_from` entries came from
+    defaultIpWhitelist: a count over the limit says so."""
     if value is None:
         return []
     if isinstance(value, str) or not isinstance(value, (list, tuple)):
-        raise ValueError(f"{field}: must be a list of IP addresses, got {type(value).__name__}")
+        raise InvalidValue(f"must be a list of IP addresses, got {type(value).__name__}")
+    if any(is_unknown(entry) for entry in value):
+        return UNKNOWN
     seen: dict[str, ipaddress.IPv4Address | ipaddress.IPv6Address] = {}
     for i, entry in enumerate(value):
-        if is_unknown(entry):
-            raise ValueError(UNKNOWN)
-        text = normalize_ip(entry, f"{field}[{i}]")
+        try:
+            text = normalize_ip(entry)
+        except ValueError as exc:
+            raise InvalidValue(str(exc), (i,)) from None
         seen[text] = ipaddress.ip_address(text)
     if len(seen) > MAX_IPS:
-        raise ValueError(f"{field}: {len(seen)} addresses; Binance allows at most {MAX_IPS} per key")
+        merged = (f" ({len(seen) - merged_from} declared + {merged_from} from defaultIpWhitelist,"
+                  " which is merged into every key)" if merged_from else "")
+        raise InvalidValue(f"{len(seen)} addresses{merged}; Binance allows at most {MAX_IPS} per key")
     return [text for text, addr in sorted(seen.items(), key=lambda kv: (kv[1].version, kv[1]))]
+
+
+def held_ips(ips: Any) -> list[str]:
+    """The addresses the exchange holds, normalized and sorted like a declaration. An entry we
+    would refuse to declare is kept as the exchange wrote it: a read never fails on it, and the
+    next diff shows it as a difference."""
+    out: dict[str, tuple[int, int, str]] = {}
+    for entry in ips:
+        try:
+            address = ipaddress.ip_address(normalize_ip(entry))
+            out[str(address)] = (address.version, int(address), "")
+        except ValueError:
+            out[str(entry)] = (9, 0, str(entry))
+    return sorted(out, key=lambda text: out[text])
 
 
 def _check_api_name(value: Any) -> str:
@@ -117,8 +172,12 @@ def _check_api_name(value: Any) -> str:
 
 
 def _check_symbol(value: Any) -> str | None:
-    if _absent(value):
+    if value is None:
         return None
+    if isinstance(value, str) and value.strip() == "":
+        # An empty value (a template variable left unset) must not widen an isolated key to the
+        # whole cross margin account.
+        raise ValueError("is empty: omit symbol for a cross margin key, or name the isolated pair")
     if not isinstance(value, str):
         raise ValueError("must be an isolated margin pair such as BTCUSDT, or absent for cross margin")
     symbol = value.strip().upper()
@@ -130,8 +189,10 @@ def _check_symbol(value: Any) -> str | None:
 
 
 def _check_choice(value: Any, choices: tuple[str, ...], default: str) -> str:
-    if _absent(value):
+    if value is None:
         return default
+    if isinstance(value, str) and value.strip() == "":
+        raise ValueError(f"is empty: omit it for the default {default}, or use one of {', '.join(choices)}")
     if not isinstance(value, str) or value.strip().upper() not in choices:
         raise ValueError(f"{value!r} is not one of {', '.join(choices)}")
     return value.strip().upper()
@@ -158,9 +219,15 @@ def _check_keepers(value: Any) -> dict[str, str] | None:
         raise ValueError(f"has {len(value)} entries; at most {MAX_KEEPERS}")
     out: dict[str, str] = {}
     for k, v in value.items():
-        if not isinstance(v, str):
-            raise ValueError(f"[{k!r}]: {v!r} is not a string")
-        out[str(k)] = v
+        # `pulumi config set --path` turns "7" into 7: a keeper is the same whichever it got.
+        if isinstance(v, bool):
+            out[str(k)] = "true" if v else "false"
+        elif isinstance(v, (int, float)) and math.isfinite(v):
+            out[str(k)] = str(int(v)) if v == int(v) else repr(v)
+        elif isinstance(v, str):
+            out[str(k)] = v
+        else:
+            raise InvalidValue("must be a string, a number or true/false", (str(k),))
     return dict(sorted(out.items()))
 
 
@@ -184,47 +251,48 @@ def _check_adoption(news: Mapping[str, Any], key_type: Any, failures: list[Failu
     if _absent(api_key):
         for name, value in (("adopt_private_key", private_key), ("adopt_secret_key", secret_key)):
             if not _absent(value):
-                failures.append(Failure(name, "needs adopt_api_key, the apiKey of the key to adopt"))
+                failures.append(Failure((name,), "needs adopt_api_key, the apiKey of the key to adopt"))
         return
     if is_unknown(api_key):
         return
     if not isinstance(api_key, str) or not API_KEY_PATTERN.match(api_key):
-        failures.append(Failure("adopt_api_key", "must be the apiKey of an existing special key"
+        failures.append(Failure(("adopt_api_key",), "must be the apiKey of an existing special key"
                                 " (letters and digits)"))
         return
     out["adopt_api_key"] = api_key
     if not _absent(news.get("public_key")) and not is_unknown(news.get("public_key")):
-        failures.append(Failure("public_key", "an adopted key keeps its own key pair; remove public_key"))
+        failures.append(Failure(("public_key",), "an adopted key keeps its own key pair; remove public_key"))
     if not _absent(secret_key) and not is_unknown(secret_key):
         if key_type != "HMAC":
-            failures.append(Failure("adopt_secret_key", f"applies to HMAC keys; key_type is {key_type}"))
-        elif not isinstance(secret_key, str) or not API_KEY_PATTERN.match(secret_key):
-            failures.append(Failure("adopt_secret_key", "is not an HMAC secret (letters and digits)"))
+            failures.append(Failure(("adopt_secret_key",), f"applies to HMAC keys; key_type is {key_type}"))
+        elif not isinstance(secret_key, str) or not HMAC_SECRET_PATTERN.match(secret_key):
+            failures.append(Failure(("adopt_secret_key",), "is not an HMAC secret (letters and digits)"))
         else:
             out["adopt_secret_key"] = secret_key
     if not _absent(private_key) and not is_unknown(private_key):
         if key_type == "HMAC":
             failures.append(Failure(
-                "adopt_private_key", "HMAC keys have no private key; use adopt_secret_key"))
+                ("adopt_private_key",), "HMAC keys have no private key; use adopt_secret_key"))
             return
         from .keys import read_private_key
 
         try:
             info = read_private_key(str(private_key))
         except ValueError as exc:
-            failures.append(Failure("adopt_private_key", str(exc)))
+            failures.append(Failure(("adopt_private_key",), str(exc)))
             return
         if not is_unknown(key_type) and info.key_type != key_type:
             failures.append(Failure(
-                "adopt_private_key", f"is an {info.key_type} key but key_type is {key_type}"))
+                ("adopt_private_key",), f"is an {info.key_type} key but key_type is {key_type}"))
             return
         out["adopt_private_key"] = private_key
         if info.bits is not None:
             out["rsa_bits"] = info.bits
 
 
-def check_inputs(news: Mapping[str, Any]) -> tuple[dict[str, Any], list[Failure]]:
-    """Validated, normalized inputs and the failures, each naming its property."""
+def check_inputs(news: Mapping[str, Any], merged_from: int = 0) -> tuple[dict[str, Any], list[Failure]]:
+    """Validated, normalized inputs and the failures, each at its structured path. `merged_from`:
+    how many leading ip_whitelist entries came from defaultIpWhitelist."""
     out: dict[str, Any] = {k: v for k, v in news.items() if k not in INPUT_FIELDS}
     failures: list[Failure] = []
 
@@ -235,46 +303,38 @@ def check_inputs(news: Mapping[str, Any]) -> tuple[dict[str, Any], list[Failure]
             return value
         try:
             result = fn(value, *args)
+        except InvalidValue as exc:
+            failures.append(Failure((name, *exc.subpath), exc.reason))
+            return None
         except ValueError as exc:
-            failures.append(Failure(name, str(exc)))
+            failures.append(Failure((name,), str(exc)))
             return None
         out[name] = result
         return result
 
     field("api_name", _check_api_name)
     field("symbol", _check_symbol)
-    key_type = field("key_type", _check_choice, KEY_TYPES, "ED25519")
+    key_type = field("key_type", _check_choice, KEY_TYPES, fields.default("key_type"))
 
-    raw_ips = news.get("ip_whitelist")
-    if is_unknown(raw_ips):
-        out["ip_whitelist"] = raw_ips
-    else:
-        try:
-            out["ip_whitelist"] = normalize_ip_list(raw_ips)
-        except ValueError as exc:
-            if str(exc) == UNKNOWN:
-                out["ip_whitelist"] = UNKNOWN
-            else:
-                # The message names the entry, e.g. 'ip_whitelist[2]: "10.0.0.0/8" is a range'.
-                failures.append(Failure("ip_whitelist", str(exc)))
+    field("ip_whitelist", normalize_ip_list, merged_from)
 
     rsa_bits = news.get("rsa_bits")
     if is_unknown(rsa_bits):
         out["rsa_bits"] = rsa_bits
     elif key_type == "RSA":
-        field("rsa_bits", lambda v: 2048 if v is None else _check_int(v, RSA_BITS))
+        field("rsa_bits", lambda v: fields.default("rsa_bits") if v is None else _check_int(v, RSA_BITS))
     elif rsa_bits is not None:
-        failures.append(Failure("rsa_bits", f"applies to RSA keys only; key_type is {key_type}"))
+        failures.append(Failure(("rsa_bits",), f"applies to RSA keys only; key_type is {key_type}"))
 
     mode = news.get("permission_mode")
     if is_unknown(mode):
         out["permission_mode"] = mode
     elif key_type == "ED25519" or is_unknown(key_type):
-        field("permission_mode", _check_choice, PERMISSION_MODES, "TRADE")
+        field("permission_mode", _check_choice, PERMISSION_MODES, fields.default("permission_mode"))
     elif not _absent(mode):
         failures.append(Failure(
-            "permission_mode",
-            f"applies to ED25519 keys only (Binance ignores it for {key_type}); remove it",
+            ("permission_mode",),
+            f"applies to ED25519 keys only; key_type is {key_type}: remove permission_mode",
         ))
 
     public_key = news.get("public_key")
@@ -282,25 +342,26 @@ def check_inputs(news: Mapping[str, Any]) -> tuple[dict[str, Any], list[Failure]
         out["public_key"] = public_key
     elif not _absent(public_key):
         if key_type == "HMAC":
-            failures.append(Failure("public_key", "HMAC keys have no public key; Binance makes the secret"))
+            failures.append(Failure(("public_key",),
+                                    "HMAC keys have no public key; Binance makes the secret"))
         elif not isinstance(public_key, str):
-            failures.append(Failure("public_key", "must be a PEM string"))
+            failures.append(Failure(("public_key",), "must be a PEM string"))
         else:
             from .keys import read_public_key
 
             try:
                 info = read_public_key(public_key)
             except ValueError as exc:
-                failures.append(Failure("public_key", str(exc)))
+                failures.append(Failure(("public_key",), str(exc)))
             else:
                 if not is_unknown(key_type) and info.key_type != key_type:
                     failures.append(Failure(
-                        "public_key", f"is an {info.key_type} key but key_type is {key_type}"
+                        ("public_key",), f"is an {info.key_type} key but key_type is {key_type}"
                     ))
                 elif info.bits is not None and not is_unknown(out.get("rsa_bits")) \
                         and news.get("rsa_bits") is not None and info.bits != out.get("rsa_bits"):
                     failures.append(Failure(
-                        "public_key", f"is {info.bits} bits but rsa_bits is {out.get('rsa_bits')}"
+                        ("public_key",), f"is {info.bits} bits but rsa_bits is {out.get('rsa_bits')}"
                     ))
                 else:
                     out["public_key"] = info.pem
@@ -309,6 +370,12 @@ def check_inputs(news: Mapping[str, Any]) -> tuple[dict[str, Any], list[Failure]
 
     field("keepers", _check_keepers)
     field("allow_duplicate_name", _check_bool)
+    any_ip = field("allow_any_ip", _check_bool)
+    if out.get("ip_whitelist") == [] and any_ip is not True and not is_unknown(any_ip):
+        failures.append(Failure(
+            ("ip_whitelist",), "is empty: a trading key must be locked to the IP addresses that use"
+            " it (ipWhitelist, or defaultIpWhitelist for every key); to create a key that any"
+            " address can use, set allowAnyIp: true"))
     field("delete_before_replace", _check_bool)
     _check_adoption(news, key_type, failures, out)
     rotate = news.get("rotate_after_days")
@@ -321,8 +388,21 @@ def check_inputs(news: Mapping[str, Any]) -> tuple[dict[str, Any], list[Failure]
                 raise ValueError(f"{days} is outside 1 to 3650 days")
             out["rotate_after_days"] = days
         except ValueError as exc:
-            failures.append(Failure("rotate_after_days", str(exc)))
+            failures.append(Failure(("rotate_after_days",), str(exc)))
     return {k: v for k, v in out.items() if v is not None}, failures
+
+
+def plan_token(inputs: Mapping[str, Any]) -> str:
+    """Names one planned new key within a run: the same checked inputs give the same token, so
+    the engine's second check of a replacement's new key is not counted as another key."""
+    import json
+
+    return "key:" + json.dumps({k: inputs.get(k) for k in DIFF_FIELDS}, sort_keys=True, default=str)
+
+
+def creates_key(inputs: Mapping[str, Any]) -> bool:
+    """Whether creating this resource makes a new key on the exchange (adoption does not)."""
+    return _absent(inputs.get("adopt_api_key"))
 
 
 def require_valid(news: Mapping[str, Any]) -> dict[str, Any]:
@@ -353,7 +433,7 @@ def plan_diff(olds: Mapping[str, Any], news: Mapping[str, Any], now_ms: int) -> 
     """Compare stored outputs (`olds`) with checked inputs (`news`)."""
     changes: list[str] = []
     replaces: list[str] = []
-    defaults = {"key_type": "ED25519"}
+    defaults = {"key_type": fields.default("key_type")}
     for name in DIFF_FIELDS:
         new = news.get(name, defaults.get(name))
         old = _declared_public_key(olds) if name == "public_key" else olds.get(name, defaults.get(name))

@@ -8,30 +8,17 @@ addresses`, and are raised before any resource is declared, so before any reques
 
 from __future__ import annotations
 
+import difflib
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import spec
+from . import fields, spec
 
-# camelCase config name -> resource keyword argument
-FIELDS = {
-    "apiName": "api_name",
-    "symbol": "symbol",
-    "ipWhitelist": "ip_whitelist",
-    "keyType": "key_type",
-    "rsaBits": "rsa_bits",
-    "permissionMode": "permission_mode",
-    "publicKey": "public_key",
-    "keepers": "keepers",
-    "rotateAfterDays": "rotate_after_days",
-    "adoptApiKey": "adopt_api_key",
-    "adoptPrivateKey": "adopt_private_key",
-    "adoptSecretKey": "adopt_secret_key",
-    "allowDuplicateName": "allow_duplicate_name",
-}
-OPTION_FIELDS = {"deleteBeforeReplace": "delete_before_replace", "protect": "protect"}
+# camelCase config name -> resource keyword argument, and the resource options; from fields.py
+FIELDS = fields.CONFIG_NAMES
+OPTION_FIELDS = fields.OPTIONS
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 
 
@@ -50,6 +37,37 @@ class DeclaredKey:
     options: dict[str, bool] = field(default_factory=dict)
 
 
+# Stack config that must never sit in plaintext in a committed Pulumi.<stack>.yaml, and the exact
+# command that stores it encrypted instead.
+SECRET_SETTINGS = {
+    "binance:apiKey": "pulumi config set --secret binance:apiKey   # then paste the key",
+    "binance:secretKey": "pulumi config set --secret binance:secretKey   # then paste the secret",
+    "binance:privateKey": "pulumi config set --secret binance:privateKey < provider-key.pem",
+}
+SECRET_KEY_FIELDS = {"adoptPrivateKey": "< adopted-key.pem", "adoptSecretKey": "  # then paste it"}
+
+
+def plaintext_secrets(get: Callable[[str], str | None], is_secret: Callable[[str], bool],
+                      raw_keys: Any, project: str = "margin-special-keys") -> list[str]:
+    """Credentials present in the stack's config without `--secret`: each with the command that
+    fixes it. Only names are said, never values."""
+    problems = [
+        f"{name} is stored in plaintext in the stack's config file; store it encrypted:"
+        f" `{command}`"
+        for name, command in SECRET_SETTINGS.items()
+        if get(name) not in (None, "") and not is_secret(name)
+    ]
+    if isinstance(raw_keys, list) and not is_secret(f"{project}:keys"):
+        for i, entry in enumerate(raw_keys):
+            for field_name, tail in SECRET_KEY_FIELDS.items():
+                if isinstance(entry, Mapping) and entry.get(field_name) not in (None, ""):
+                    problems.append(
+                        f"keys[{i}].{field_name} is stored in plaintext in the stack's config file;"
+                        f" store it encrypted: `pulumi config set --secret --path"
+                        f" 'keys[{i}].{field_name}' {tail.strip()}`")
+    return problems
+
+
 def parse_keys(raw_keys: Any, default_ips: Any = None, root: str = "keys") -> list[DeclaredKey]:
     problems: list[str] = []
     if raw_keys is None:
@@ -59,60 +77,54 @@ def parse_keys(raw_keys: Any, default_ips: Any = None, root: str = "keys") -> li
     defaults: list[str] = []
     if default_ips is not None:
         try:
-            defaults = spec.normalize_ip_list(default_ips, "defaultIpWhitelist")
-        except ValueError as exc:
-            problems.append(str(exc))
+            listed = spec.normalize_ip_list(default_ips)
+            defaults = listed if isinstance(listed, list) else []
+        except spec.InvalidValue as exc:
+            problems.append(f"{spec.render_path(('defaultIpWhitelist', *exc.subpath))}: {exc.reason}")
+    known = [*FIELDS, *OPTION_FIELDS, "name"]
     declared: list[DeclaredKey] = []
     seen: dict[str, int] = {}
     for i, entry in enumerate(raw_keys):
-        where = f"{root}[{i}]"
+        where: spec.Path = (root, i)
+        here = spec.render_path(where)
         if not isinstance(entry, Mapping):
-            problems.append(f"{where}: must be a map with at least `name`")
+            problems.append(f"{here}: must be a map with at least `name`")
             continue
-        unknown = sorted(set(entry) - set(FIELDS) - set(OPTION_FIELDS) - {"name"})
-        for name in unknown:
-            problems.append(
-                f"{where}.{name}: unknown field; known fields are name, "
-                + ", ".join([*FIELDS, *OPTION_FIELDS])
-            )
+        for unknown in sorted(set(entry) - set(known)):
+            likely = difflib.get_close_matches(unknown, known, n=1)
+            hint = f"did you mean {likely[0]}? " if likely else ""
+            problems.append(f"{here}.{unknown}: unknown field; {hint}known fields are"
+                            f" {', '.join(known)}")
         name = entry.get("name")
         if not isinstance(name, str) or not NAME_PATTERN.match(name):
             problems.append(
-                f"{where}.name: {name!r} is not a name: letters, digits, '.', '_' or '-',"
+                f"{here}.name: {name!r} is not a name: letters, digits, '.', '_' or '-',"
                 " at most 63 characters"
             )
             continue
         if name in seen:
-            problems.append(f"{where}.name: {name!r} is already the name of keys[{seen[name]}]")
+            problems.append(f"{here}.name: {name!r} is already the name of {root}[{seen[name]}]")
             continue
         seen[name] = i
         args = {FIELDS[k]: v for k, v in entry.items() if k in FIELDS}
         args.setdefault("api_name", name)
         ips = args.get("ip_whitelist")
         if ips is not None and not isinstance(ips, list):
-            problems.append(f"{where}.ipWhitelist: must be a list of IP addresses")
+            problems.append(f"{here}.ipWhitelist: must be a list of IP addresses")
             continue
         args["ip_whitelist"] = [*defaults, *(ips or [])]
-        for i_ip, ip in enumerate(ips or []):
-            try:
-                spec.normalize_ip(ip, f"{where}.ipWhitelist[{i_ip}]")
-            except ValueError as exc:
-                problems.append(str(exc))
-        _, failures = spec.check_inputs(args)
-        camel = {v: k for k, v in FIELDS.items()}
+        _, failures = spec.check_inputs(args, merged_from=len(defaults))
         for failure in failures:
-            if failure.property == "ip_whitelist" and "[" in failure.reason:
-                continue  # already reported above with its config path
-            path = f"{where}.{camel.get(failure.property, failure.property)}"
-            reason = failure.reason
-            if reason.startswith(f"{failure.property}: "):
-                reason = reason[len(failure.property) + 2:]
-            problems.append(f"{path}: {reason}")
+            path = failure.path
+            if path[0] == "ip_whitelist" and len(path) > 1 and isinstance(path[1], int):
+                # An index into the merged list: name the entry as declared.
+                path = ("ip_whitelist", path[1] - len(defaults), *path[2:])
+            problems.append(spec.Failure(path, failure.reason).config(where))
         options = {}
         for k, opt in OPTION_FIELDS.items():
             if k in entry:
                 if not isinstance(entry[k], bool):
-                    problems.append(f"{where}.{k}: must be true or false")
+                    problems.append(f"{here}.{k}: must be true or false")
                 else:
                     options[opt] = entry[k]
         declared.append(DeclaredKey(name, {k: v for k, v in args.items() if v is not None}, options))

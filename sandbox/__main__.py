@@ -1,6 +1,7 @@
 """Command line of the sandbox exchange.
 
     python -m sandbox serve --data-dir DIR [--host 127.0.0.1] [--port 0] [--uid-weight-limit N]
+                            [--dialect SWITCH=VALUE,...]
     python -m sandbox account create --data-dir DIR [--type TYPE] [--key-type HMAC|RSA|ED25519]
                                      [--isolated-symbols BTCUSDT,ETHUSDT]
     python -m sandbox keys --data-dir DIR
@@ -17,6 +18,7 @@ import sys
 import threading
 from pathlib import Path
 
+from .dialects import CHOICES, Dialect
 from .models import ACCOUNT_TYPES, DEFAULT_ISOLATED_SYMBOLS, KEY_TYPES, Exchange
 from .server import make_server
 from .store import Store
@@ -31,7 +33,13 @@ def _serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    server = make_server(data_dir, args.host, args.port, args.uid_weight_limit, args.max_api_keys)
+    try:
+        dialect = Dialect.parse(args.dialect)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    server = make_server(data_dir, args.host, args.port, args.uid_weight_limit, args.max_api_keys,
+                         dialect)
     url_file = data_dir / "url"
     tmp = data_dir / "url.tmp"
     tmp.write_text(server.base_url + "\n")
@@ -85,6 +93,9 @@ def main(argv: list[str] | None = None) -> int:
                        help="UID request weight per minute per endpoint (Binance: 180000)")
     serve.add_argument("--max-api-keys", type=int, default=None,
                        help="API keys per account (Binance: 30); raised only to benchmark")
+    serve.add_argument("--dialect", default="",
+                       help="readings of undocumented behaviour, e.g. edit-ip=append,missing-key=-2008"
+                            f" (switches: {', '.join(CHOICES)})")
     serve.set_defaults(run=_serve)
 
     account = commands.add_parser("account", help="manage sandbox accounts")

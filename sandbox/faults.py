@@ -101,10 +101,6 @@ class Faults:
             self.log.append(
                 LoggedRequest(int(time.time() * 1000), method, path, status, code, started_ms))
 
-    def counts(self) -> dict[str, int]:
-        with self._lock:
-            return dict(Counter(f"{r.method} {r.path}" for r in self.log))
-
     def snapshot(self) -> dict[str, object]:
         with self._lock:
             return {

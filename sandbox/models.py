@@ -17,14 +17,17 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from . import errors
+from .dialects import Dialect
 from .store import Account, ApiKey, Store, Transaction
 
-ACCOUNT_TYPES = ("CROSS_MARGIN_CLASSIC", "PORTFOLIO_MARGIN", "PORTFOLIO_MARGIN_PRO", "CROSS_MARGIN_PRO")
+# Cross Margin Pro was sunset on 2026-04-13 (margin change log): no such accounts remain.
+ACCOUNT_TYPES = ("CROSS_MARGIN_CLASSIC", "PORTFOLIO_MARGIN", "PORTFOLIO_MARGIN_PRO")
 KEY_TYPES = {"HMAC": "HMAC_SHA256", "RSA": "RSA", "ED25519": "Ed25519"}
 DEFAULT_ISOLATED_SYMBOLS = ("BTCUSDT", "ETHUSDT")
 MAX_KEYS_PER_ACCOUNT = 30  # normal and special keys together
@@ -77,7 +80,6 @@ class RateLimiter:
             if used + weight > self.limit:
                 err = errors.too_many_requests(self.limit)
                 err.retry_after = max(1, (60000 - at_ms % 60000 + 999) // 1000)  # type: ignore[attr-defined]
-                err.used_weight = used  # type: ignore[attr-defined]
                 raise err
             self._used = {k: v for k, v in self._used.items() if k[2] >= minute - 1}
             self._used[key] = used + weight
@@ -132,12 +134,31 @@ def parse_public_key(pem: str) -> tuple[str, str]:
     return key_type, stored
 
 
-def describe(key: ApiKey) -> dict[str, object]:
+# The provider key's restrictions (GET /sapi/v1/account/apiRestrictions) of a new account.
+DEFAULT_RESTRICTIONS: dict[str, Any] = {
+    "ipRestrict": True,
+    "enableReading": True,
+    "enableSpotAndMarginTrading": True,
+    "enableMargin": True,
+    "enableWithdrawals": False,
+    "enableInternalTransfer": False,
+    "permitsUniversalTransfer": False,
+    "enableFutures": False,
+    "enableVanillaOptions": False,
+    "enablePortfolioMarginTrading": False,
+}
+
+
+def describe(key: ApiKey, dialect: Dialect | None = None) -> dict[str, object]:
+    dialect = dialect or Dialect()
+    ips = list(key.ips)
+    if dialect.ip_listing == "zero-prefix" or not ips:
+        ips = [NO_IP, *ips]  # the Query Special Key docs' example: "0.0.0.0,192.168.0.1,..."
     return {
         "apiName": key.api_name,
         "apiKey": key.api_key,
-        "ip": ",".join(key.ips) if key.ips else NO_IP,
-        "type": key.key_type,
+        "ip": ",".join(ips),
+        "type": dialect.spell_type(key.key_type),
         "permissionMode": key.permission_mode,
     }
 
@@ -149,7 +170,9 @@ class Exchange:
         clock: Callable[[], int] = now_ms,
         rate_limiter: RateLimiter | None = None,
         max_keys_per_account: int = MAX_KEYS_PER_ACCOUNT,
+        dialect: Dialect | None = None,
     ) -> None:
+        self.dialect = dialect or Dialect()
         self.store = store
         self.clock = clock
         self.rate_limiter = rate_limiter or RateLimiter()
@@ -163,6 +186,7 @@ class Exchange:
         account_type: str = "CROSS_MARGIN_CLASSIC",
         key_type: str = "HMAC",
         isolated_symbols: tuple[str, ...] = DEFAULT_ISOLATED_SYMBOLS,
+        restrictions: dict[str, Any] | None = None,
     ) -> NewAccount:
         if account_type not in ACCOUNT_TYPES:
             raise ValueError(f"account type must be one of {', '.join(ACCOUNT_TYPES)}")
@@ -171,7 +195,11 @@ class Exchange:
         for symbol in isolated_symbols:
             if not SYMBOL_PATTERN.match(symbol):
                 raise ValueError(f"isolated symbol {symbol!r} is not a symbol")
-        account = Account(uuid.uuid4().hex[:16], account_type, tuple(isolated_symbols))
+        flags: dict[str, Any] = {
+            "uid": secrets.randbelow(9 * 10**8) + 10**8,
+            "restrictions": {**DEFAULT_RESTRICTIONS, **(restrictions or {})},
+        }
+        account = Account(uuid.uuid4().hex[:16], account_type, tuple(isolated_symbols), 0, flags)
         secret_key = private_pem = public_pem = None
         if key_type == "HMAC":
             secret_key = new_key_string()
@@ -208,10 +236,29 @@ class Exchange:
     def all_special_keys(self) -> list[dict[str, object]]:
         with self.store.transaction() as tx:
             keys = tx.keys(special=True)
+        # The admin view: plain addresses and the docs' type spelling, whatever the dialect.
         return [
-            {**describe(k), "accountId": k.account_id, "symbol": k.symbol or None}
+            {**describe(k, Dialect(ip_listing="plain")), "ips": list(k.ips),
+             "accountId": k.account_id, "symbol": k.symbol or None}
             for k in keys
         ]
+
+    def set_account_flags(self, account_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+        """The sandbox's administration: liability, liquidation, the account key's restrictions."""
+        with self.store.transaction() as tx:
+            account = tx.account(account_id)
+            if account is None:
+                raise KeyError(f"no account {account_id}")
+            flags = dict(account.flags)
+            for name, value in changes.items():
+                if name == "restrictions":
+                    flags["restrictions"] = {**flags.get("restrictions", DEFAULT_RESTRICTIONS), **value}
+                elif name in ("liability", "liquidation"):
+                    flags[name] = bool(value)
+                else:
+                    raise KeyError(f"unknown account flag {name!r}")
+            tx.set_flags(account_id, flags)
+        return flags
 
     # --- who is calling ---
 
@@ -245,12 +292,9 @@ class Exchange:
                 "Portfolio Margin is an unsupported product, please change the account type"
                 " to a supported margin product."
             )
-        if account.account_type == "CROSS_MARGIN_PRO":
-            raise errors.forbidden(
-                "Cross Margin Pro accounts require additional agreements, please contact your"
-                " relationship manager."
-            )
         name = self._api_name(api_name)
+        if self.dialect.api_name == "trim":
+            name = name.strip()
         scope = self._symbol(account, symbol)
         ips = parse_ips(ip, required=False)
         mode = permission_mode if permission_mode is not None else "TRADE"
@@ -280,17 +324,24 @@ class Exchange:
             current = tx.account(account.account_id)
             assert current is not None
             if current.special_key_cooldown_until_ms > self.clock():
+                until = time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                      time.gmtime(current.special_key_cooldown_until_ms / 1000))
                 raise errors.invalid_input(
-                    "Special key mode was exited less than 24 hours ago; new special keys"
-                    " cannot be created yet."
+                    "Special key mode was exited less than 24 hours ago; new special keys can be"
+                    f" created again from {until}."
                 )
+            if self.dialect.duplicate_name == "refuse" and any(
+                k.api_name == name for k in tx.keys(account.account_id, special=True, symbol=scope)
+            ):
+                raise errors.invalid_input("apiName already exists.")
             if tx.count_keys(account.account_id) >= self.max_keys_per_account:
                 raise errors.invalid_input(
                     f"The account already has {self.max_keys_per_account} API keys, the most allowed"
                     " (normal and special keys together)."
                 )
             tx.add_key(key)
-        return {"apiKey": key.api_key, "secretKey": secret_key, "type": key_type}
+        return {"apiKey": key.api_key, "secretKey": secret_key,
+                "type": self.dialect.spell_type(key_type)}
 
     def query_special_key(
         self, account: Account, api_key: str | None, symbol: str | None
@@ -298,13 +349,13 @@ class Exchange:
         scope = self._symbol(account, symbol)
         with self.store.transaction() as tx:
             key = self._find(tx, account, api_key, scope)
-        return describe(key)
+        return {} if key is None else describe(key, self.dialect)
 
     def list_special_keys(self, account: Account, symbol: str | None) -> list[dict[str, object]]:
         scope = self._symbol(account, symbol)
         with self.store.transaction() as tx:
             keys = tx.keys(account.account_id, special=True, symbol=scope)
-        return [describe(k) for k in keys]
+        return [describe(k, self.dialect) for k in keys]
 
     def edit_ip(
         self, account: Account, api_key: str | None, symbol: str | None, ip: str | None
@@ -313,7 +364,13 @@ class Exchange:
         ips = parse_ips(ip, required=True)
         with self.store.transaction() as tx:
             key = self._find(tx, account, api_key, scope)
-            tx.set_ips(key.api_key, ips)  # policy: edit-ip replaces the whole list
+            if key is None:
+                return {}
+            if self.dialect.edit_ip == "append":
+                ips = tuple(dict.fromkeys([*key.ips, *ips]))
+                if len(ips) > MAX_IPS_PER_KEY:
+                    raise errors.invalid_input(f"At most {MAX_IPS_PER_KEY} IPs per API key.")
+            tx.set_ips(key.api_key, ips)
         return {}
 
     def delete_special_key(
@@ -323,7 +380,9 @@ class Exchange:
         with self.store.transaction() as tx:
             if api_key:
                 # With apiKey given, apiName is ignored.
-                tx.delete_key(self._find(tx, account, api_key, scope).api_key)
+                key = self._find(tx, account, api_key, scope)
+                if key is not None:
+                    tx.delete_key(key.api_key)
                 return {}
             if not api_name:
                 raise errors.mandatory_missing("apiKey")
@@ -353,15 +412,35 @@ class Exchange:
         }
 
     def exit_special_key_mode(self, account: Account) -> dict[str, object]:
+        """Exit Special Key Mode (margin change log, 2026-04-22): Cross Margin Classic only; with
+        no liability and no liquidation under way. Deletes every cross margin special key at once
+        and starts the 24-hour creation cooldown; an account not in the mode is left as it is."""
         if account.account_type != "CROSS_MARGIN_CLASSIC":
             raise errors.unsupported_operation(
                 "Only Cross Margin Classic accounts can exit special key mode."
             )
+        if account.flags.get("liability"):
+            raise errors.invalid_input("Repay all liabilities before exiting special key mode.")
+        if account.flags.get("liquidation"):
+            raise errors.invalid_input("The account is being liquidated; try again later.")
         with self.store.transaction() as tx:
-            for key in tx.keys(account.account_id, special=True):
+            cross = tx.keys(account.account_id, special=True, symbol="")
+            if not cross:
+                return {}
+            for key in cross:
                 tx.delete_key(key.api_key)
             tx.set_cooldown(account.account_id, self.clock() + SPECIAL_KEY_COOLDOWN_MS)
         return {}
+
+    def api_restrictions(self, account: Account) -> dict[str, object]:
+        """GET /sapi/v1/account/apiRestrictions: the calling key's own permissions."""
+        restrictions = dict(account.flags.get("restrictions", DEFAULT_RESTRICTIONS))
+        return {**restrictions, "createTime": 1_700_000_000_000, "tradingAuthorityExpirationTime": 0}
+
+    def account_info(self, account: Account) -> dict[str, object]:
+        """GET /api/v3/account, reduced to what this sandbox models: the account's uid."""
+        return {"uid": int(account.flags.get("uid", 0)), "accountType": "SPOT", "canTrade": True,
+                "balances": [], "permissions": ["SPOT", "MARGIN"]}
 
     # --- shared rules ---
 
@@ -385,8 +464,9 @@ class Exchange:
             raise errors.not_a_margin_pair()
         return symbol
 
-    @staticmethod
-    def _find(tx: Transaction, account: Account, api_key: str | None, scope: str) -> ApiKey:
+    def _find(self, tx: Transaction, account: Account, api_key: str | None,
+              scope: str) -> ApiKey | None:
+        """The key named, or None where the dialect answers an unknown apiKey with 200 `{}`."""
         if api_key:
             key = tx.key(api_key)
             if (
@@ -395,6 +475,10 @@ class Exchange:
                 or key.account_id != account.account_id
                 or key.symbol != scope
             ):
+                if self.dialect.missing_key == "empty":
+                    return None
+                if self.dialect.missing_key == "-3026":
+                    raise errors.invalid_input("")
                 raise errors.unknown_special_key()
             return key
         # Policy: without apiKey, act only when exactly one special key matches.

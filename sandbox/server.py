@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from . import auth, errors
+from .dialects import Dialect
 from .errors import ExchangeError
 from .faults import FaultRule, Faults
 from .models import MAX_KEYS_PER_ACCOUNT, Exchange, RateLimiter
@@ -72,6 +73,12 @@ ROUTES: dict[tuple[str, str], Route] = {
     ),
     ("POST", "/sapi/v1/margin/exit-special-key-mode"): Route(
         10, COMMON, lambda ex, acct, p: ex.exit_special_key_mode(acct)
+    ),
+    ("GET", "/sapi/v1/account/apiRestrictions"): Route(
+        1, COMMON, lambda ex, acct, p: ex.api_restrictions(acct)
+    ),
+    ("GET", "/api/v3/account"): Route(
+        20, COMMON | {"omitZeroBalances"}, lambda ex, acct, p: ex.account_info(acct)
     ),
 }
 
@@ -199,6 +206,8 @@ class RequestHandler(BaseHTTPRequestHandler):
         if route is None:
             raise ExchangeError(-1000, f"Unknown endpoint {method} {path}.", status=404)
         account, key = exchange.caller(self.headers.get("X-MBX-APIKEY"))
+        if method == "DELETE" and exchange.dialect.delete_body == "refuse":
+            body = b""  # the margin API reads a DELETE's parameters from the query string only
         params = parse_params(query, body)
         auth.check_timestamp(params.get("timestamp"), params.get("recvWindow"), exchange.clock())
         auth.verify_signature(key, query, body)
@@ -236,6 +245,14 @@ class RequestHandler(BaseHTTPRequestHandler):
                 self._answer(200, {})
             elif (method, path) == ("GET", "/admin/keys"):
                 self._answer(200, self.server.exchange.all_special_keys())
+            elif (method, path) == ("GET", "/admin/dialect"):
+                self._answer(200, self.server.exchange.dialect.as_json())
+            elif (method, path) == ("POST", "/admin/dialect"):
+                self.server.exchange.dialect = Dialect.from_json(data)
+                self._answer(200, self.server.exchange.dialect.as_json())
+            elif method == "POST" and path.startswith("/admin/accounts/"):
+                account_id = path.removeprefix("/admin/accounts/")
+                self._answer(200, self.server.exchange.set_account_flags(account_id, data))
             else:
                 self._answer(404, {"code": -1000, "msg": f"Unknown admin route {method} {path}."})
         except (TypeError, ValueError, KeyError) as exc:
@@ -254,10 +271,10 @@ class RequestHandler(BaseHTTPRequestHandler):
 
 def make_server(
     data_dir: Path, host: str = "127.0.0.1", port: int = 0, uid_weight_limit: int | None = None,
-    max_api_keys: int | None = None,
+    max_api_keys: int | None = None, dialect: Dialect | None = None,
 ) -> SandboxServer:
     faults = Faults()
     limiter = RateLimiter() if uid_weight_limit is None else RateLimiter(uid_weight_limit)
     exchange = Exchange(Store(data_dir), clock=faults.now_ms, rate_limiter=limiter,
-                        max_keys_per_account=max_api_keys or MAX_KEYS_PER_ACCOUNT)
+                        max_keys_per_account=max_api_keys or MAX_KEYS_PER_ACCOUNT, dialect=dialect)
     return SandboxServer((host, port), exchange, faults)

@@ -13,15 +13,17 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS accounts (
     account_id TEXT PRIMARY KEY,
     account_type TEXT NOT NULL,
     isolated_symbols TEXT NOT NULL,
-    special_key_cooldown_until_ms INTEGER NOT NULL DEFAULT 0
+    special_key_cooldown_until_ms INTEGER NOT NULL DEFAULT 0,
+    flags TEXT NOT NULL DEFAULT '{}'
 );
 CREATE TABLE IF NOT EXISTS api_keys (
     api_key TEXT PRIMARY KEY,
@@ -47,6 +49,9 @@ class Account:
     account_type: str
     isolated_symbols: tuple[str, ...]
     special_key_cooldown_until_ms: int = 0
+    # What the sandbox's administration sets and Binance decides elsewhere: the account key's
+    # API restrictions, the account's uid, outstanding liability, liquidation.
+    flags: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)
@@ -70,12 +75,13 @@ class Transaction:
 
     def add_account(self, account: Account) -> None:
         self._conn.execute(
-            "INSERT INTO accounts VALUES (?, ?, ?, ?)",
+            "INSERT INTO accounts VALUES (?, ?, ?, ?, ?)",
             (
                 account.account_id,
                 account.account_type,
                 json.dumps(list(account.isolated_symbols)),
                 account.special_key_cooldown_until_ms,
+                json.dumps(account.flags),
             ),
         )
 
@@ -85,7 +91,12 @@ class Transaction:
         ).fetchone()
         if row is None:
             return None
-        return Account(row[0], row[1], tuple(json.loads(row[2])), row[3])
+        return Account(row[0], row[1], tuple(json.loads(row[2])), row[3], json.loads(row[4]))
+
+    def set_flags(self, account_id: str, flags: dict[str, Any]) -> None:
+        self._conn.execute(
+            "UPDATE accounts SET flags = ? WHERE account_id = ?", (json.dumps(flags), account_id)
+        )
 
     def set_cooldown(self, account_id: str, until_ms: int) -> None:
         self._conn.execute(
@@ -178,6 +189,9 @@ class Store:
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.executescript(SCHEMA)
+        columns = {row[1] for row in self._conn.execute("PRAGMA table_info(accounts)")}
+        if "flags" not in columns:  # a data dir from before account flags
+            self._conn.execute("ALTER TABLE accounts ADD COLUMN flags TEXT NOT NULL DEFAULT '{}'")
 
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:

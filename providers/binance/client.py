@@ -10,6 +10,7 @@ Every call is signed, has a timeout, and follows Binance's rules for trouble:
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -17,9 +18,11 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
+from ..key_type import KeyType
 from .errors import (
     BinanceAPIError,
-    KeyNotFound,
+    MalformedAnswer,
+    NotSent,
     OutcomeUnknown,
     RateLimited,
     ServerError,
@@ -30,6 +33,34 @@ from .signing import Signer
 
 NO_IP = "0.0.0.0"
 USER_AGENT = "margin-special-keys/0.1"
+
+
+RETRY_AFTER_BOUNDS = (1.0, 60.0)  # seconds: the least wait, and the most a call waits
+
+
+def retry_after_seconds(header: str | None) -> float | None:
+    """Retry-After as seconds, at least 1; a value that is not a finite number counts as absent,
+    so `0.000001` cannot make a flood of requests and `nan` or `-5` cannot crash a run."""
+    if header is None:
+        return None
+    try:
+        value = float(header)
+    except ValueError:
+        return None
+    if not math.isfinite(value):
+        return None
+    low, high = RETRY_AFTER_BOUNDS
+    # Above the bound the value is kept: the caller fails at once instead of waiting it out.
+    return max(value, low)
+
+
+def _flag(value: Any) -> bool:
+    """A documented boolean that may arrive as a string; absent counts as true."""
+    if value is None:
+        return True
+    if isinstance(value, str):
+        return value.strip().lower() not in ("false", "0", "")
+    return bool(value)
 
 
 def _never_connected(exc: Exception) -> bool:
@@ -48,11 +79,29 @@ def _never_connected(exc: Exception) -> bool:
     return False
 
 
+def _text(value: Any) -> str | None:
+    """A string field that may be missing, null, or a number sent as a string or not."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def parse_ips(raw: Any) -> tuple[str, ...]:
+    """The `ip` field as documented: one comma-separated string. `0.0.0.0` is "just an initial
+    state reference" (Query Special Key docs) wherever it appears, so it never counts as an
+    address; a JSON list is read the same way."""
+    if raw is None:
+        return ()
+    parts = raw if isinstance(raw, list) else str(raw).split(",")
+    return tuple(p for p in (str(x).strip() for x in parts) if p and p != NO_IP)
+
+
 @dataclass(frozen=True)
 class CreatedKey:
     api_key: str
     secret_key: str | None
-    key_type: str
+    key_type: KeyType | None
 
     def __repr__(self) -> str:
         return f"CreatedKey(api_key={self.api_key!r}, key_type={self.key_type!r}, secret_key=<secret>)"
@@ -63,25 +112,69 @@ class SpecialKey:
     api_key: str
     api_name: str
     ips: tuple[str, ...]
-    key_type: str
+    key_type: KeyType | None  # None: the exchange did not say
     permission_mode: str | None
 
     @classmethod
-    def from_wire(cls, data: dict[str, Any]) -> SpecialKey:
-        raw_ip = str(data.get("ip") or NO_IP)
-        ips = () if raw_ip == NO_IP else tuple(p.strip() for p in raw_ip.split(",") if p.strip())
+    def from_wire(cls, data: Any) -> SpecialKey | None:
+        """A key as Binance documents it, tolerant of missing or null fields, any spelling or
+        case of `type`, and numbers sent as strings. None for a body that names no apiKey
+        (`{}` and the like): the caller decides "gone" from the key list, not from this."""
+        if not isinstance(data, dict):
+            return None
+        api_key = _text(data.get("apiKey"))
+        if api_key is None:
+            return None
+        mode = _text(data.get("permissionMode"))
         return cls(
-            api_key=str(data["apiKey"]),
-            api_name=str(data.get("apiName", "")),
-            ips=ips,
-            key_type=str(data.get("type", "")),
-            permission_mode=data.get("permissionMode"),
+            api_key=api_key,
+            api_name=_text(data.get("apiName")) or "",
+            ips=parse_ips(data.get("ip")),
+            key_type=KeyType.from_wire(data.get("type")),
+            permission_mode=mode.upper() if mode else None,
         )
+
+
+# --- readers of each documented response: pure, so documented and recorded answers test them ---
+
+def read_created_key(data: Any) -> CreatedKey:
+    api_key = _text(data.get("apiKey")) if isinstance(data, dict) else None
+    if api_key is None:
+        # A 200 that does not name the new key: it may exist all the same. Reconciled like a 5xx.
+        raise OutcomeUnknown("create special key: the exchange's answer named no apiKey;"
+                             " the outcome is unknown")
+    return CreatedKey(api_key, _text(data.get("secretKey")), KeyType.from_wire(data.get("type")))
+
+
+def read_key_list(data: Any) -> list[SpecialKey]:
+    if isinstance(data, dict) and not data:
+        return []  # an empty object where an empty list was expected
+    if not isinstance(data, list):
+        raise MalformedAnswer("list special keys: the exchange did not answer with a list")
+    return [key for key in map(SpecialKey.from_wire, data) if key is not None]
+
+
+def read_usable_pairs(data: Any) -> list[str]:
+    """Isolated pairs that exist and are enabled (`isolatedCreated`, `enabled`)."""
+    assets = data.get("assets") if isinstance(data, dict) else None
+    return [
+        symbol for asset in (assets or []) if isinstance(asset, dict)
+        if (symbol := _text(asset.get("symbol")))
+        and _flag(asset.get("isolatedCreated")) and _flag(asset.get("enabled"))
+    ]
+
+
+def read_server_time(data: Any) -> int:
+    try:
+        return int(str(data["serverTime"]))
+    except (KeyError, TypeError, ValueError):
+        raise MalformedAnswer("read server time: no serverTime in the answer") from None
 
 
 @dataclass(frozen=True)
 class RetryPolicy:
     max_wait_seconds: float = 60.0  # total Retry-After waiting a call accepts
+    rate_limited_attempts: int = 5
     idempotent_attempts: int = 3
     backoff_seconds: float = 0.5
 
@@ -115,8 +208,7 @@ class BinanceClient:
     # --- the wire operations ---
 
     def server_time(self) -> int:
-        data = self._send("GET", "/api/v3/time", None, "read server time")
-        return int(data["serverTime"])
+        return read_server_time(self._send("GET", "/api/v3/time", None, "read server time"))
 
     def create_special_key(
         self,
@@ -135,37 +227,42 @@ class BinanceClient:
             params["publicKey"] = public_key  # form-encoded once by urlencode, never by hand
         if permission_mode:
             params["permissionMode"] = permission_mode
-        data = self._signed("POST", "/sapi/v1/margin/apiKey", params, "create special key",
-                            idempotent=False)
-        return CreatedKey(str(data["apiKey"]), data.get("secretKey"), str(data.get("type", "")))
+        return read_created_key(self._signed("POST", "/sapi/v1/margin/apiKey", params,
+                                             "create special key", idempotent=False))
 
-    def query_special_key(self, api_key: str, symbol: str | None) -> SpecialKey:
+    def query_special_key(self, api_key: str, symbol: str | None) -> SpecialKey | None:
+        """The key, or None when the answer names no key (`{}`, or another apiKey's). Binance
+        documents no "not found" answer: callers confirm absence against the key list."""
         params = self._scoped({"apiKey": api_key}, symbol)
-        data = self._signed("GET", "/sapi/v1/margin/apiKey", params, "query special key")
-        return SpecialKey.from_wire(data)
+        key = SpecialKey.from_wire(self._signed("GET", "/sapi/v1/margin/apiKey", params,
+                                                "query special key"))
+        return key if key is not None and key.api_key == api_key else None
 
     def list_special_keys(self, symbol: str | None) -> list[SpecialKey]:
-        data = self._signed("GET", "/sapi/v1/margin/api-key-list", self._scoped({}, symbol),
-                            "list special keys")
-        return [SpecialKey.from_wire(item) for item in data]
+        return read_key_list(self._signed("GET", "/sapi/v1/margin/api-key-list",
+                                          self._scoped({}, symbol), "list special keys"))
 
     def isolated_symbols(self) -> list[str]:
-        """The account's isolated margin pairs (Query Isolated Margin Account Info)."""
-        data = self._signed("GET", "/sapi/v1/margin/isolated/account", {}, "list isolated margin pairs")
-        return [str(asset["symbol"]) for asset in data.get("assets", [])]
+        """The account's isolated margin pairs that exist and are enabled (Query Isolated
+        Margin Account Info: `isolatedCreated`, `enabled`); a pair of neither holds no keys."""
+        return read_usable_pairs(self._signed("GET", "/sapi/v1/margin/isolated/account", {},
+                                              "list isolated margin pairs"))
 
     def edit_ip(self, api_key: str, symbol: str | None, ips: list[str]) -> None:
         params = self._scoped({"apiKey": api_key, "ip": ",".join(ips) if ips else NO_IP}, symbol)
         self._signed("PUT", "/sapi/v1/margin/apiKey/ip", params, "edit special key IPs")
 
-    def delete_special_key(self, api_key: str, symbol: str | None) -> bool:
-        """Delete by apiKey, never by name. False when the key was already gone."""
+    def delete_special_key(self, api_key: str, symbol: str | None) -> None:
+        """Delete by apiKey, never by name (by name, Binance deletes every key of that name).
+        An error answer may mean "already gone": the caller asks the key list."""
         params = self._scoped({"apiKey": api_key}, symbol)
-        try:
-            self._signed("DELETE", "/sapi/v1/margin/apiKey", params, "delete special key")
-        except KeyNotFound:
-            return False
-        return True
+        self._signed("DELETE", "/sapi/v1/margin/apiKey", params, "delete special key")
+
+    def exit_special_key_mode(self) -> None:
+        """Exit Special Key Mode (Cross Margin Classic): deletes every cross margin special key
+        of the account at once and starts Binance's 24-hour cooldown on creating new ones."""
+        self._signed("POST", "/sapi/v1/margin/exit-special-key-mode", {},
+                     "exit special key mode", idempotent=False)
 
     # --- plumbing ---
 
@@ -202,6 +299,7 @@ class BinanceClient:
         synced = False
         waited = 0.0
         attempt = 0
+        rate_limited = 0
         while True:
             attempt += 1
             try:
@@ -212,8 +310,12 @@ class BinanceClient:
                 self.sync_time()
                 synced = True
             except RateLimited as exc:
-                delay = float(getattr(exc, "retry_after", None) or 1.0)
-                if waited + delay > self.retry.max_wait_seconds:
+                # Wait as Retry-After says (at least 1 s), within the call's overall bound and a
+                # cap on attempts; a ban longer than what is left of the bound fails at once.
+                delay = exc.retry_after if exc.retry_after is not None else 1.0
+                rate_limited += 1
+                if (waited + delay > self.retry.max_wait_seconds
+                        or rate_limited >= self.retry.rate_limited_attempts):
                     raise
                 self._sleep(delay)
                 waited += delay
@@ -226,6 +328,15 @@ class BinanceClient:
                     raise
                 self._sleep(self.retry.backoff_seconds * attempt)
 
+    def signed_query(self, params: dict[str, Any]) -> str:
+        """The query string as sent: parameters, recvWindow, timestamp, then the signature over
+        exactly the bytes before it (percent-encoded once, form style, before signing)."""
+        wire = dict(params)
+        wire["recvWindow"] = self.recv_window_ms
+        wire["timestamp"] = self._now_ms()
+        payload = urlencode(wire)
+        return f"{payload}&signature={self._signer.sign(payload.encode())}"
+
     def _send(
         self, method: str, path: str, params: dict[str, Any] | None, operation: str,
         *, signed: bool = False,
@@ -234,55 +345,58 @@ class BinanceClient:
 
         url = self.base_url + path
         headers: dict[str, str] = {}
-        body: str | None = None
         if signed:
             assert params is not None
-            wire = dict(params)
-            wire["recvWindow"] = self.recv_window_ms
-            wire["timestamp"] = self._now_ms()
-            payload = urlencode(wire)
-            query = f"{payload}&signature={self._signer.sign(payload.encode())}"
+            # As Binance's official connector sends them: every parameter of every method, and the
+            # signature last, in the query string; no body. The margin API refuses DELETE
+            # parameters in a body (client maintainers' reports, January 2026).
+            url = f"{url}?{self.signed_query(params)}"
             headers["X-MBX-APIKEY"] = self._api_key
-            if method == "GET":
-                url = f"{url}?{query}"
-            else:
-                body = query
-                headers["Content-Type"] = "application/x-www-form-urlencoded"
         try:
             response = self._session().request(
-                method, url, data=body, headers=headers, timeout=self.timeout_seconds,
+                method, url, headers=headers, timeout=self.timeout_seconds,
                 allow_redirects=False,
             )
-        except requests.exceptions.ConnectTimeout as exc:
-            raise OutcomeUnknown(f"{operation}: could not connect to {self.base_url} in time") from exc
-        except requests.exceptions.Timeout as exc:
+        # `from None` throughout: the message says what happened; urllib3's chain adds nothing a
+        # person can act on, and a chained traceback is what fills a CI log.
+        except requests.exceptions.ConnectTimeout:
+            raise NotSent(f"{operation}: could not connect to {self.base_url} within"
+                          f" {self.timeout_seconds:g}s (nothing was sent)") from None
+        except requests.exceptions.Timeout:
             raise OutcomeUnknown(
-                f"{operation}: no answer from {self.base_url} within {self.timeout_seconds}s;"
+                f"{operation}: no answer from {self.base_url} within {self.timeout_seconds:g}s;"
                 " the outcome is unknown"
-            ) from exc
+            ) from None
+        except requests.exceptions.SSLError:
+            raise NotSent(f"{operation}: TLS with {self.base_url} failed: its certificate was not"
+                          " accepted (nothing was sent)") from None
         except requests.exceptions.ConnectionError as exc:
             if _never_connected(exc):
-                raise OutcomeUnknown(
+                raise NotSent(
                     f"{operation}: could not connect to {self.base_url}; check binance:baseUrl and"
                     " that the exchange is reachable from this machine (nothing was sent)"
-                ) from exc
+                ) from None
             raise OutcomeUnknown(
                 f"{operation}: the connection to {self.base_url} failed or was dropped"
                 f" ({type(exc).__name__}); the outcome is unknown"
-            ) from exc
-        if response.status_code == 200:
-            return response.json()
-        code, msg = None, response.text[:200]
+            ) from None
+        code: Any = None
+        msg = response.text[:200]
         try:
             data = response.json()
-            code, msg = data.get("code"), str(data.get("msg", msg))
         except ValueError:
-            pass
+            data = None
+            if response.status_code == 200:
+                raise OutcomeUnknown(f"{operation}: the exchange answered 200 with a body that is"
+                                     " not JSON; the outcome is unknown") from None
+        if isinstance(data, dict) and isinstance(data.get("code"), (int, str)) and "msg" in data:
+            code, msg = data.get("code"), str(data.get("msg"))
+        if response.status_code == 200 and code in (None, 0, 200, "0", "200"):
+            return data
+        try:
+            code = int(code) if code is not None else None
+        except ValueError:
+            code = None
         err: BinanceAPIError = error_for(response.status_code, code, msg, operation)
-        retry_after = response.headers.get("Retry-After")
-        if retry_after is not None:
-            try:
-                err.retry_after = float(retry_after)  # type: ignore[attr-defined]
-            except ValueError:
-                pass
+        err.retry_after = retry_after_seconds(response.headers.get("Retry-After"))
         raise err

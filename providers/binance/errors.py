@@ -23,10 +23,20 @@ class OutcomeUnknown(BinanceError):
     """
 
 
+class NotSent(BinanceError):
+    """The request never left this machine (connection refused, DNS failure, TLS refused):
+    nothing happened on the exchange, so nothing needs reconciling."""
+
+
+class MalformedAnswer(BinanceError):
+    """A 200 whose body is not the documented shape."""
+
+
 class BinanceAPIError(BinanceError):
     """The exchange answered with an error body `{"code", "msg"}`."""
 
     advice = ""
+    retry_after: float | None = None  # seconds, from a Retry-After header, within bounds
 
     def __init__(self, status: int, code: int | None, msg: str, operation: str) -> None:
         self.status = status
@@ -61,6 +71,8 @@ class TimestampError(BinanceAPIError):
 
 
 class KeyNotFound(BinanceAPIError):
+    # -2008 is not in Binance's current error list: never taken alone as proof that a key is
+    # gone; the provider asks the key list.
     advice = "no special key with that apiKey exists on this account and symbol"
 
 
@@ -72,10 +84,19 @@ class NotMarginPair(BinanceAPIError):
     advice = "the symbol is not an isolated margin pair of this account; open it in Isolated Margin first"
 
 
+class IsolatedAccountMissing(BinanceAPIError):
+    advice = ("the isolated margin account of this pair does not exist: open it (transfer into"
+              " the pair in Isolated Margin) or remove the key's symbol")
+
+
+class MarginAccountMissing(BinanceAPIError):
+    advice = "this account has no margin account: open Margin on Binance first"
+
+
 class UnsupportedAccount(BinanceAPIError):
     advice = (
-        "this account cannot hold special keys: Portfolio Margin accounts are unsupported, and"
-        " Cross Margin Pro needs extra agreements with your relationship manager"
+        "this account cannot hold special keys: Portfolio Margin accounts are unsupported;"
+        " Cross Margin (Classic), Isolated Margin and Portfolio Margin Pro are"
     )
 
 
@@ -99,18 +120,23 @@ _BY_CODE: dict[int, type[BinanceAPIError]] = {
     -1131: InvalidRequest,
     -3026: InvalidRequest,
     -3028: NotMarginPair,
+    -11001: IsolatedAccountMissing,
+    -3003: MarginAccountMissing,
     -1020: UnsupportedAccount,
-    -1002: UnsupportedAccount,
+    -1002: AuthenticationError,
     -1003: RateLimited,
 }
+
+
+# "Execution status unknown" (Binance's error codes list): the request may have been carried out,
+# whatever HTTP status carries the code.
+UNKNOWN_OUTCOME_CODES = (-1006, -1007)
 
 
 def error_for(status: int, code: int | None, msg: str, operation: str) -> BinanceAPIError:
     if status in (429, 418):
         return RateLimited(status, code, msg, operation)
-    if status >= 500:
+    if status >= 500 or code in UNKNOWN_OUTCOME_CODES:
         return ServerError(status, code, msg, operation)
     cls = _BY_CODE.get(code, BinanceAPIError) if code is not None else BinanceAPIError
-    if cls is UnsupportedAccount and code == -1002 and "Forbidden" not in msg:
-        cls = AuthenticationError
     return cls(status, code, msg, operation)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import quote
 
 
@@ -35,26 +35,34 @@ class HmacSigner:
         return "HmacSigner(<secret>)"
 
 
+def load_private_key(pem: str) -> Any:
+    """An Ed25519 or RSA private key object from an unencrypted PKCS#8 PEM. ValueError never
+    quotes the input (the parser's own message can)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
+    if not isinstance(pem, str) or "PRIVATE KEY-----" not in pem:
+        raise ValueError("must be an unencrypted PKCS#8 PEM (a BEGIN PRIVATE KEY block)")
+    try:
+        key = serialization.load_pem_private_key(pem.encode(), password=None)
+    except (ValueError, TypeError):
+        raise ValueError("is not a readable, unencrypted PEM private key") from None
+    if not isinstance(key, (ed25519.Ed25519PrivateKey, rsa.RSAPrivateKey)):
+        raise ValueError("must be an Ed25519 or RSA private key")
+    return key
+
+
 class PrivateKeySigner:
     """RSA or Ed25519, decided by the type of the loaded key object."""
 
     def __init__(self, private_key_pem: str) -> None:
-        from cryptography.hazmat.primitives import serialization
-        from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+        from cryptography.hazmat.primitives.asymmetric import ed25519
 
         try:
-            key = serialization.load_pem_private_key(private_key_pem.encode(), password=None)
-        except (ValueError, TypeError):
-            # The parser's message can quote the input; ours names only the setting.
-            raise ValueError(
-                "binance:privateKey is not an unencrypted PKCS#8 PEM private key"
-            ) from None
-        if isinstance(key, ed25519.Ed25519PrivateKey):
-            self.name = "Ed25519"
-        elif isinstance(key, rsa.RSAPrivateKey):
-            self.name = "RSA"
-        else:
-            raise ValueError("binance:privateKey must be an Ed25519 or RSA key")
+            key = load_private_key(private_key_pem)
+        except ValueError as exc:
+            raise ValueError(f"binance:privateKey {exc}") from None
+        self.name = "Ed25519" if isinstance(key, ed25519.Ed25519PrivateKey) else "RSA"
         self._key = key
 
     def sign(self, payload: bytes) -> str:

@@ -114,5 +114,126 @@ def test_orphans_finds_a_key_made_by_hand_and_nothing_else(fleet: Fleet) -> None
     assert {s: [o["apiKey"] for o in r["orphans"]] for s, r in rows(summary).items()} == {
         "desk-a": [], "desk-b": [by_hand.api_key], "desk-c": []}
     assert rows(summary)["desk-b"]["orphans"][0]["scope"] == "ETHUSDT"
+    assert rows(summary)["desk-b"]["orphans"][0]["verdict"] == "unmanaged"
     assert by_hand.api_key in md
     assert by_hand.secret_key is not None and by_hand.secret_key not in md + json.dumps(summary)
+
+
+def test_exit_special_key_mode_is_deliberate_and_the_refresh_shows_the_keys_gone(fleet: Fleet) -> None:
+    desk = fleet.stacks["desk-a"]
+    desk.set_keys([{"name": "a1"}, {"name": "a2", "symbol": "BTCUSDT"}])
+    assert fleet.runner("up", "--stacks", "desk-a")[0] == 0
+    fleet.sandbox.reset_requests()
+    # Without --yes and without a terminal to ask, nothing is sent.
+    code, _, _, err = fleet.runner("exit-special-key-mode", "--stacks", "desk-a")
+    assert code == 1 and "not confirmed" in err
+    assert fleet.sandbox.mutations() == []
+    assert fleet.runner("exit-special-key-mode")[0] == 1  # one named stack only
+
+    code, _, _, err = fleet.runner("exit-special-key-mode", "--stacks", "desk-a", "--yes")
+    assert code == 0, err
+    assert "can be created from about" in err
+    assert [k["apiName"] for k in fleet.keys("desk-a")] == ["a2"]  # the isolated key stays
+    assert [r["outputs"]["api_name"] for r in desk.resources()] == ["a2"]  # refreshed state
+    # Creating during the 24-hour cooldown fails at once, saying when it is possible again.
+    failed = desk.up(check=False)
+    assert failed.returncode != 0 and "created again from" in failed.output
+    assert [k["apiName"] for k in fleet.keys("desk-a")] == ["a2"]
+
+
+def test_orphans_on_a_shared_account_deletes_only_what_the_stack_provably_made(fleet: Fleet) -> None:
+    sandbox, shared = fleet.sandbox, fleet.accounts["desk-a"]
+    fleet.stacks["desk-b"].use_account(sandbox.base_url, shared)
+    fleet.accounts["desk-b"] = shared
+    fleet.stacks["desk-a"].set_keys([{"name": "a1"}])
+    fleet.stacks["desk-b"].set_keys([{"name": "b1", "symbol": "BTCUSDT"}])
+    assert fleet.runner("up", "--stacks", "desk-a,desk-b")[0] == 0
+    script = sandbox.script_client(shared)
+    lost = script.create_special_key("a1", None, ["10.0.0.1"], None, None)  # as a killed up leaves it
+    by_hand = script.create_special_key("made-by-hand", None, [], None, None)
+    before = {k["apiKey"] for k in fleet.keys("desk-a")}
+
+    # Only desk-a is selected, yet desk-b's key is known as desk-b's: it is not an orphan.
+    code, summary, md, _ = fleet.runner("orphans", "--stacks", "desk-a")
+    verdicts = {o["apiKey"]: o["verdict"] for o in rows(summary)["desk-a"]["orphans"]}
+    assert verdicts == {lost.api_key: "orphan", by_hand.api_key: "unmanaged"} and code == 3
+
+    # --delete shows what it would delete and acts only when confirmed.
+    sandbox.reset_requests()
+    code, _, _, err = fleet.runner("orphans", "--stacks", "desk-a", "--delete")
+    assert lost.api_key in err and "not confirmed" in err
+    assert sandbox.mutations() == []
+    code, summary, md, _ = fleet.runner("orphans", "--stacks", "desk-a", "--delete", "--yes")
+    assert {k["apiKey"] for k in fleet.keys("desk-a")} == before - {lost.api_key}
+    assert sandbox.mutations() == [("DELETE", "/sapi/v1/margin/apiKey")]
+    assert "— deleted" in md and code == 3  # the hand-made key is still reported
+    fleet.stacks["desk-b"].expect_no_changes()
+
+
+def test_orphans_refuses_to_delete_while_an_update_holds_the_stack(fleet: Fleet) -> None:
+    import os
+    import signal
+    import time
+
+    desk = fleet.stacks["desk-a"]
+    desk.set_keys([{"name": "slow", "allowDuplicateName": True}])
+    fleet.sandbox.script_client(fleet.accounts["desk-a"]).create_special_key(
+        "slow", None, ["10.0.0.1"], None, None)  # an orphan candidate by its declared name
+    # The up's create hangs, so its lock is held for as long as the audit runs.
+    fleet.sandbox.add_fault(action="latency", method="POST", path="/sapi/v1/margin/apiKey",
+                            delay_ms=40000, count=1)
+    run = subprocess.Popen(
+        ["pulumi", "up", "--yes", "--skip-preview", "--stack", "desk-a", "--non-interactive"],
+        cwd=desk.directory, env=desk.env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not any((desk.directory / "state" / ".pulumi" / "locks").glob("**/desk-a/*.json")):
+            assert time.monotonic() < deadline and run.poll() is None
+            time.sleep(0.2)
+        fleet.sandbox.reset_requests()
+        code, _, _, err = fleet.runner("orphans", "--stacks", "desk-a", "--delete", "--yes")
+        assert run.poll() is None  # the update was still running throughout
+        assert "refusing to delete" in err and "locked" in err
+        assert [m for m in fleet.sandbox.mutations() if m[0] == "DELETE"] == []
+    finally:
+        os.killpg(run.pid, signal.SIGTERM)
+        run.wait(timeout=60)
+        fleet.sandbox.clear_faults()
+
+
+def test_a_fixed_config_takes_effect_without_any_other_step(fleet: Fleet) -> None:
+    import socket
+
+    desk = fleet.stacks["desk-a"]
+    desk.set_keys([{"name": "a1", "ipWhitelist": ["10.0.0.1"]}])
+    assert fleet.runner("up", "--stacks", "desk-a")[0] == 0
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        wrong = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    desk.set_config("binance:baseUrl", wrong)
+    desk.set_keys([{"name": "a1", "ipWhitelist": ["10.0.0.2"]}])
+    failed = desk.up(check=False)  # stores the wrong provider settings with the failed update
+    assert failed.returncode != 0 and "could not connect" in failed.output
+    desk.set_config("binance:baseUrl", fleet.sandbox.base_url)  # the fix
+    for operation, expected in (("refresh", 0), ("drift", 2)):
+        code, summary, _, err = fleet.runner(operation, "--stacks", "desk-a")
+        assert code == expected and rows(summary)["desk-a"]["ok"], err
+    assert fleet.runner("up", "--stacks", "desk-a")[0] == 0
+    assert [k["ips"] for k in fleet.keys("desk-a")] == [["10.0.0.2"]]
+
+
+def test_a_pull_request_preview_sees_drift_and_never_creates_a_stack(fleet: Fleet) -> None:
+    desk = fleet.stacks["desk-a"]
+    desk.set_keys([{"name": "a1", "ipWhitelist": ["10.0.0.1"]}])
+    assert fleet.runner("up", "--stacks", "desk-a")[0] == 0
+    [a1] = fleet.keys("desk-a")
+    fleet.sandbox.script_client(fleet.accounts["desk-a"]).edit_ip(a1["apiKey"], None, ["192.0.2.1"])
+    code, summary, _, _ = fleet.runner("preview", "--stacks", "desk-a")
+    assert code == 0 and rows(summary)["desk-a"]["changes"] == {"update": 1}  # what merge will do
+
+    ghost = fleet.directory / "stacks" / "Pulumi.ghost.yaml"
+    ghost.write_text((fleet.directory / "stacks" / "Pulumi.desk-a.yaml").read_text())
+    code, summary, _, _ = fleet.runner("preview", "--stacks", "ghost")
+    assert code == 1 and "does not exist in the backend" in rows(summary)["ghost"]["error"]
+    assert "ghost" not in desk.run("stack", "ls").stdout

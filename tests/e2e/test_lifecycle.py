@@ -17,7 +17,7 @@ def test_create_all_key_types_then_destroy(
     project.set_keys([
         {"name": "ed-cross", "ipWhitelist": ["10.1.2.3", "2001:db8::1"]},
         {"name": "rsa-btc", "keyType": "RSA", "symbol": "BTCUSDT", "ipWhitelist": ["10.1.2.4"]},
-        {"name": "hmac-eth", "keyType": "HMAC", "symbol": "ETHUSDT"},
+        {"name": "hmac-eth", "keyType": "HMAC", "symbol": "ETHUSDT", "allowAnyIp": True},
     ])
     project.up()
     project.expect_no_changes()
@@ -26,11 +26,11 @@ def test_create_all_key_types_then_destroy(
     assert set(on_exchange) == {"ed-cross", "rsa-btc", "hmac-eth"}
     assert on_exchange["ed-cross"]["type"] == "Ed25519"
     assert on_exchange["ed-cross"]["symbol"] is None
-    assert on_exchange["ed-cross"]["ip"] == "10.1.2.3,2001:db8::1"
+    assert on_exchange["ed-cross"]["ips"] == ["10.1.2.3", "2001:db8::1"]
     assert on_exchange["rsa-btc"]["type"] == "RSA"
     assert on_exchange["rsa-btc"]["symbol"] == "BTCUSDT"
     assert on_exchange["hmac-eth"]["type"] == "HMAC_SHA256"
-    assert on_exchange["hmac-eth"]["ip"] == "0.0.0.0"
+    assert on_exchange["hmac-eth"]["ips"] == []
 
     outputs = project.outputs()
     for name, key in on_exchange.items():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import pytest
 
@@ -68,7 +69,8 @@ def test_full_account_refuses_a_create_first_replacement_at_preview(
     sandbox.reset_requests()
     refused = project.preview(check=False)
     assert refused.returncode != 0
-    assert "30 API keys" in refused.output and "deleteBeforeReplace" in refused.output
+    assert "room for 0 new API key(s)" in refused.output
+    assert "deleteBeforeReplace: true" in refused.output
     assert sandbox.mutations() == []
 
     project.set_keys([{"name": "k", "keepers": {"v": "2"}, "deleteBeforeReplace": True}])
@@ -79,7 +81,7 @@ def test_full_account_refuses_a_create_first_replacement_at_preview(
 
 
 @pytest.mark.parametrize("key_type", ["ED25519", "RSA", "HMAC"])
-def test_adopt_an_existing_key_then_edit_ips_and_destroy(
+def test_adopt_an_existing_key_as_it_is_then_apply_the_declared_ips_and_destroy(
     project: PulumiProject, sandbox: SandboxProcess, account: SandboxAccount, key_type: str
 ) -> None:
     from tests.provider.test_rotation_and_adoption import keypair
@@ -87,11 +89,15 @@ def test_adopt_an_existing_key_then_edit_ips_and_destroy(
     public, private = keypair(key_type) if key_type != "HMAC" else (None, None)
     made = sandbox.script_client(account).create_special_key(
         "legacy", "BTCUSDT", ["10.0.0.9"], public, None)
+    # Adoption with no declared whitelist is refused: it would say nothing of the key's IPs.
     project.set_keys([{"name": "legacy", "symbol": "BTCUSDT", "keyType": key_type,
-                       "ipWhitelist": ["10.0.0.9"], "adoptApiKey": made.api_key}])
+                       "adoptApiKey": made.api_key}], as_given=True)
     secret_path = "adoptSecretKey" if key_type == "HMAC" else "adoptPrivateKey"
     project.run("config", "set", "--secret", "--path", f"keys[0].{secret_path}",
                 input=made.secret_key if key_type == "HMAC" else private)
+    refused = project.preview(check=False)
+    assert refused.returncode != 0 and "keys[0].ipWhitelist: is empty" in refused.output
+    project.run("config", "set", "--path", "keys[0].ipWhitelist[0]", "10.0.0.9")
     project.up()
     project.expect_no_changes()
     assert [k["apiKey"] for k in sandbox.special_keys(account["accountId"])] == [made.api_key]
@@ -103,8 +109,8 @@ def test_adopt_an_existing_key_then_edit_ips_and_destroy(
     project.run("config", "set", "--path", "keys[0].ipWhitelist[0]", "10.0.0.10")
     assert project.planned_ops()["legacy"] == ["update"]
     project.up()
-    assert [(k["apiKey"], k["ip"]) for k in sandbox.special_keys(account["accountId"])] == [
-        (made.api_key, "10.0.0.10")]
+    assert [(k["apiKey"], k["ips"]) for k in sandbox.special_keys(account["accountId"])] == [
+        (made.api_key, ["10.0.0.10"])]
     project.destroy()
     assert sandbox.special_keys(account["accountId"]) == []
 
@@ -145,3 +151,52 @@ def test_up_through_a_faulty_exchange_agrees_with_it(
     project.expect_no_changes()
     project.destroy()
     assert sandbox.special_keys(account["accountId"]) == []
+
+
+def test_adoption_changes_nothing_on_the_exchange_and_shows_the_declared_ips_as_an_update(
+    project: PulumiProject, sandbox: SandboxProcess, account: SandboxAccount
+) -> None:
+    made = sandbox.script_client(account).create_special_key("desk", None, ["10.0.0.9"], None, None)
+    project.set_keys([{"name": "desk", "keyType": "HMAC", "ipWhitelist": ["10.0.0.7"],
+                       "adoptApiKey": made.api_key}])
+    project.run("config", "set", "--secret", "--path", "keys[0].adoptSecretKey", input=made.secret_key)
+    sandbox.reset_requests()
+    project.up()
+    assert sandbox.mutations() == []  # adopted as it is
+    assert [k["ips"] for k in sandbox.special_keys(account["accountId"])] == [["10.0.0.9"]]
+    assert project.planned_ops()["desk"] == ["update"]  # the declared whitelist, plainly
+    project.up()
+    assert [k["ips"] for k in sandbox.special_keys(account["accountId"])] == [["10.0.0.7"]]
+    project.expect_no_changes()
+    project.destroy()
+
+
+def rotate_all(keys: list[dict[str, Any]], version: str, **extra: Any) -> list[dict[str, Any]]:
+    return [{**k, "keepers": {"v": version}, **extra} for k in keys]
+
+
+def test_rotating_fifteen_keys_with_room_for_fourteen_is_refused_whole_or_done_whole(
+    project: PulumiProject, sandbox: SandboxProcess, account: SandboxAccount
+) -> None:
+    """Pulumi makes every create-first replacement before it deletes any old key: 15 of them on
+    an account with room for 14 more must be refused by the preview, never stop half way."""
+    keys = [{"name": f"bot-{i:02d}", "ipWhitelist": ["10.0.0.1"]} for i in range(15)]
+    project.set_keys(rotate_all(keys, "1"))
+    project.up()
+    old = {k["apiKey"] for k in sandbox.special_keys(account["accountId"])}
+    assert len(old) == 15  # + the provider's own key: room for 14 more
+
+    project.set_keys(rotate_all(keys, "2"))
+    sandbox.reset_requests()
+    refused = project.run("up", "--yes", check=False)  # `pulumi up` previews first
+    assert refused.returncode != 0
+    assert "room for 14 new API key(s)" in refused.output and "this run plans 15" in refused.output
+    assert sandbox.mutations() == []
+    assert {k["apiKey"] for k in sandbox.special_keys(account["accountId"])} == old  # no mix
+
+    project.set_keys(rotate_all(keys, "2", deleteBeforeReplace=True))
+    project.run("up", "--yes")
+    new = {k["apiKey"] for k in sandbox.special_keys(account["accountId"])}
+    assert len(new) == 15 and not new & old  # every key rotated, none left behind
+    project.expect_no_changes()
+    project.destroy()

@@ -105,7 +105,7 @@ BAD_SETTINGS: list[tuple[str, dict[str, str | None], str]] = [
     ("private key not a PEM", {"binance:privateKey": "0123abcd"}, "binance:privateKey must be a PEM"),
     ("private key unreadable",
      {"binance:privateKey": "-----BEGIN PRIVATE KEY-----\nQUJD\n-----END PRIVATE KEY-----"},
-     "binance:privateKey is not an unencrypted PKCS#8"),
+     "binance:privateKey is not a readable, unencrypted PEM private key"),
     ("private key of the wrong type",
      {"binance:privateKey": private_pem(ec.generate_private_key(ec.SECP256R1()))},
      "binance:privateKey must be an Ed25519 or RSA"),

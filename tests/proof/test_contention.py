@@ -40,8 +40,10 @@ def test_two_ups_on_one_stack_one_is_refused_by_the_lock(
 
 @pytest.fixture
 def limited_sandbox(tmp_path: Path) -> Iterator[SandboxProcess]:
-    # 4 requests of weight per endpoint per minute per account: every stack below goes past it.
-    process = SandboxProcess(tmp_path / "limited", uid_weight_limit=4)
+    # 10 of weight per endpoint per minute per account: one Query Isolated Margin Account Info
+    # (weight 10), which the room count sends once per run; every stack below sends it twice (the
+    # runner's preview gate, then the up), so each goes past the limit and must wait it out.
+    process = SandboxProcess(tmp_path / "limited", uid_weight_limit=10)
     yield process
     process.stop()
 
@@ -73,5 +75,5 @@ def test_runner_over_many_stacks_under_the_rate_limit_applies_every_stack(
     assert throttled > 0  # the limit was really hit, and waited out
     for stack, acct in zip(stacks, accounts, strict=True):
         assert agreement(stack, sandbox, acct) == {"exchange": 5, "state": 5, "agree": True, "duplicates": 0}
-    report("contention", case="runner over 4 stacks at 4 weight/min", outcome="all applied",
+    report("contention", case="runner over 4 stacks at 10 weight/min", outcome="all applied",
            throttled=throttled)

@@ -8,7 +8,15 @@ from typing import Any
 
 import pytest
 
-from providers.binance.errors import AuthenticationError, NotMarginPair, OutcomeUnknown
+from providers.account import DuplicateName
+from providers.binance.errors import (
+    AuthenticationError,
+    NotMarginPair,
+    NotSent,
+    OutcomeUnknown,
+    RateLimited,
+    UnsupportedAccount,
+)
 from providers.margin_special_key import MarginSpecialKeyProvider
 from tests.harness import UNKNOWN_OUTCOME_FAULTS, SandboxAccount, SandboxProcess
 from tests.provider.conftest import checked, configured
@@ -117,15 +125,20 @@ def test_exchange_errors_become_actionable_messages(
         provider.create(checked(provider, api_name="x", symbol="SOLUSDT"))
     assert "-3028" in str(raised.value) and "isolated margin pair" in str(raised.value)
 
+    # A new key needs room, so its preview already lists the account: a wrong provider key shows
+    # there, as a check failure, before anything could be created.
     stranger = configured(sandbox.base_url, {"apiKey": "Z" * 64, "secretKey": "s" * 64})
+    found = stranger.check({}, {"api_name": "x", "ip_whitelist": ["198.51.100.7"]}).failures
+    assert len(found) == 1 and found[0].property == ""
+    assert "Enable Spot & Margin Trading" in found[0].reason and "s" * 64 not in found[0].reason
     with pytest.raises(AuthenticationError) as auth:
-        stranger.create(checked(stranger, api_name="x"))
+        stranger.create({"api_name": "x", "ip_whitelist": ["198.51.100.7"]})
     assert "Enable Spot & Margin Trading" in str(auth.value) and "s" * 64 not in str(auth.value)
 
 
 def test_portfolio_margin_accounts_cannot_hold_special_keys(sandbox: SandboxProcess) -> None:
     pm = configured(sandbox.base_url, sandbox.create_account("HMAC", account_type="PORTFOLIO_MARGIN"))
-    with pytest.raises(Exception) as raised:
+    with pytest.raises(UnsupportedAccount) as raised:
         pm.create(checked(pm, api_name="x", key_type="HMAC"))
     assert "Portfolio Margin accounts are unsupported" in str(raised.value)
 
@@ -144,13 +157,17 @@ def test_418_ban_waits_as_retry_after_says_then_succeeds(
 
 
 def test_a_ban_longer_than_the_bound_fails_with_advice(
-    provider: MarginSpecialKeyProvider, clean_faults: SandboxProcess,
+    provider: MarginSpecialKeyProvider, clean_faults: SandboxProcess, account: SandboxAccount,
 ) -> None:
+    news = checked(provider, api_name="banned-long")
+    fresh = configured(clean_faults.base_url, account)  # a new run: nothing listed yet
     clean_faults.add_fault(action="error", method="GET", path=LIST, status=418, code=-1003,
                            msg="Way too many requests; IP banned.", retry_after=600, count=1)
-    with pytest.raises(Exception) as raised:
-        provider.create(checked(provider, api_name="banned-long"))
+    start = time.monotonic()
+    with pytest.raises(RateLimited) as raised:
+        fresh.create(news)
     assert "418" in str(raised.value) and "Retry-After" in str(raised.value)
+    assert time.monotonic() - start < 5  # a ban longer than the bound is not waited out
 
 
 def test_creates_list_each_scope_once_per_process(
@@ -161,10 +178,12 @@ def test_creates_list_each_scope_once_per_process(
     made = [provider.create(checked(provider, api_name=f"k{i}", symbol=symbol))
             for i, symbol in enumerate([None, None, None, "BTCUSDT", "BTCUSDT"])]
     calls = [(r["method"], r["path"]) for r in clean_faults.requests_log()]
-    assert calls.count(("GET", LIST)) == 2  # cross margin and BTCUSDT
+    # The room count at the first check lists every scope once (cross, BTCUSDT, ETHUSDT); the
+    # creates reuse those listings.
+    assert calls.count(("GET", LIST)) == 3
     assert calls.count(("POST", KEY)) == 5
     # What this process made counts for the duplicate check that follows.
-    with pytest.raises(Exception, match="already exists"):
+    with pytest.raises(DuplicateName, match="already exists"):
         provider.create(checked(provider, api_name="k0"))
     for result in made:
         provider.delete(result.id, result.outs or {})
@@ -179,13 +198,14 @@ def test_reads_of_one_refresh_share_one_listing_and_see_changes(
             for i in range(4)]
     sandbox.script_client(account).edit_ip(made[0].id, None, ["10.9.9.9"])
     clean_faults.reset_requests()
-    reads = [provider.read(m.id, m.outs or {}) for m in made]
+    refresh = configured(clean_faults.base_url, account)  # a refresh is a run of its own
+    reads = [refresh.read(m.id, m.outs or {}) for m in made]
     calls = [(r["method"], r["path"]) for r in clean_faults.requests_log()]
     assert calls == [("GET", LIST)]
     assert (reads[0].outs or {})["ip_whitelist"] == ["10.9.9.9"]
     # A key deleted by this process is gone for the very next read.
-    provider.delete(made[1].id, made[1].outs or {})
-    assert provider.read(made[1].id, made[1].outs or {}).id is None
+    refresh.delete(made[1].id, made[1].outs or {})
+    assert refresh.read(made[1].id, made[1].outs or {}).id is None
     for m in made[0:1] + made[2:]:
         provider.delete(m.id, m.outs or {})
 
@@ -197,6 +217,10 @@ def test_an_unreachable_exchange_says_so(account: SandboxAccount) -> None:
         free.bind(("127.0.0.1", 0))
         port = free.getsockname()[1]
     nowhere = configured(f"http://127.0.0.1:{port}", account)
-    with pytest.raises(OutcomeUnknown) as raised:
-        nowhere.create(checked(nowhere, api_name="x"))
+    news = {"api_name": "x", "ip_whitelist": ["198.51.100.7"]}
+    [failure] = nowhere.check({}, news).failures  # the room count is the first request
+    assert "could not connect" in failure.reason and "nothing was sent" in failure.reason
+    with pytest.raises(NotSent) as raised:
+        nowhere.create(news)
     assert "could not connect" in str(raised.value) and "nothing was sent" in str(raised.value)
+    assert raised.value.__cause__ is None and raised.value.__suppress_context__

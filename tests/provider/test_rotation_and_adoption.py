@@ -9,15 +9,10 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
-from providers.binance.errors import KeyNotFound
-from providers.margin_special_key import (
-    AccountKeyLimit,
-    DuplicateName,
-    ExchangeStateMismatch,
-    MarginSpecialKeyProvider,
-)
+from providers.account import AccountKeyLimit, DuplicateName, ExchangeStateMismatch, KeyMissing
+from providers.margin_special_key import MarginSpecialKeyProvider
 from tests.harness import SandboxAccount, SandboxProcess, same_secret
-from tests.provider.conftest import checked
+from tests.provider.conftest import checked, configured
 
 
 def keypair(kind: str) -> tuple[str, str]:
@@ -39,7 +34,7 @@ def test_an_existing_name_is_refused_with_both_ways_out(
     with pytest.raises(DuplicateName) as raised:
         provider.create(checked(provider, api_name="desk"))
     message = str(raised.value)
-    assert theirs.api_key in message and "adopt_api_key" in message and "delete it" in message
+    assert theirs.api_key in message and "adoptApiKey" in message and "delete it" in message
     assert theirs.secret_key is not None and theirs.secret_key not in message
     assert [k["apiKey"] for k in exchange_keys()] == [theirs.api_key]
 
@@ -63,7 +58,7 @@ def test_a_replacement_may_reuse_its_own_name(
 
 
 @pytest.mark.parametrize("key_type", ["ED25519", "RSA", "HMAC"])
-def test_adoption_keeps_the_key_and_applies_the_declared_ips(
+def test_adoption_changes_nothing_and_the_declared_ips_are_an_update(
     provider: MarginSpecialKeyProvider, sandbox: SandboxProcess, account: SandboxAccount,
     exchange_keys: Callable[[], list[dict[str, Any]]], key_type: str,
 ) -> None:
@@ -76,7 +71,12 @@ def test_adoption_keeps_the_key_and_applies_the_declared_ips(
     adopted = provider.create(news)
     outs = adopted.outs or {}
     assert adopted.id == made.api_key and outs["key_origin"] == "adopted"
-    assert [(k["apiKey"], k["ip"]) for k in exchange_keys()] == [(made.api_key, "10.0.0.1")]
+    # Adoption takes the key as it is; the declared whitelist differs, so the next plan is an
+    # update of exactly that whitelist.
+    assert [(k["apiKey"], k["ips"]) for k in exchange_keys()] == [(made.api_key, ["10.0.0.9"])]
+    assert outs["ip_whitelist"] == ["10.0.0.9"]
+    plan = provider.diff(adopted.id, outs, news)
+    assert plan.changes and plan.replaces == []
     if key_type == "HMAC":
         assert same_secret(outs["secret_key"], made.secret_key)
     else:
@@ -93,11 +93,12 @@ def test_adoption_refuses_a_mismatch(
     provider: MarginSpecialKeyProvider, sandbox: SandboxProcess, account: SandboxAccount,
 ) -> None:
     made = sandbox.script_client(account).create_special_key("legacy", None, [], None, None)  # HMAC
-    with pytest.raises(ExchangeStateMismatch, match="HMAC_SHA256 key, but key_type is ED25519"):
+    with pytest.raises(ExchangeStateMismatch,
+                       match="holds a HMAC key, but keyType is ED25519; declare keyType: HMAC"):
         provider.create(checked(provider, api_name="legacy", adopt_api_key=made.api_key))
     with pytest.raises(ExchangeStateMismatch, match="apiName on the exchange is 'legacy'"):
         provider.create(checked(provider, api_name="other", key_type="HMAC", adopt_api_key=made.api_key))
-    with pytest.raises(KeyNotFound, match="no special key"):
+    with pytest.raises(KeyMissing, match="lists no such key"):
         provider.create(checked(provider, api_name="legacy", key_type="HMAC", adopt_api_key="N" * 64))
     sandbox.script_client(account).delete_special_key(made.api_key, None)
 
@@ -111,9 +112,11 @@ def test_replacement_without_room_fails_at_preview_unless_deleting_first(
     for i in range(28):  # 28 + ours = 29 special keys, + the account's normal key = 30
         others.create_special_key(f"other-{i}", "BTCUSDT" if i % 2 else None, [], None, None)
     sandbox.reset_requests()
+    preview = configured(sandbox.base_url, account)  # the preview is a run, a process, of its own
     with pytest.raises(AccountKeyLimit) as raised:
-        provider.diff(ours.id, ours.outs or {}, checked(provider, api_name="full", keepers={"v": "2"}))
-    assert "30 API keys" in str(raised.value) and "delete_before_replace" in str(raised.value)
+        preview.diff(ours.id, ours.outs or {}, {**(ours.outs or {}), "keepers": {"v": "2"}})
+    assert "room for 0 new API key(s)" in str(raised.value)
+    assert "deleteBeforeReplace: true" in str(raised.value)
     assert all(r["method"] == "GET" for r in sandbox.requests_log())  # preview sent no change
 
     first = checked(provider, api_name="full", keepers={"v": "2"}, delete_before_replace=True)

@@ -68,7 +68,8 @@ def test_parameters_split_between_query_string_and_body(wire: Wire) -> None:
                          body_params={"ip": "10.0.0.1,10.0.0.2"})
     assert response.status_code == 200, response.text
     listed = wire.send("GET", LIST, {"symbol": "BTCUSDT"}).json()
-    assert [(k["apiName"], k["ip"]) for k in listed] == [("split", "10.0.0.1,10.0.0.2")]
+    # The Query Special Key docs' shape: the "initial state" 0.0.0.0 first, then the addresses.
+    assert [(k["apiName"], k["ip"]) for k in listed] == [("split", "0.0.0.0,10.0.0.1,10.0.0.2")]
 
 
 def test_query_value_wins_over_body_value(wire: Wire) -> None:

@@ -13,7 +13,7 @@ def test_exit_codes() -> None:
     assert exit_code([ok], "preview") == 0
     assert exit_code([ok, StackResult("b", "preview", ok=False, error="boom")], "preview") == 1
     assert exit_code([StackResult("a", "drift", drifted=True)], "drift") == 2
-    orphan = {"apiKey": "K", "apiName": "x", "scope": "cross margin"}
+    orphan = {"apiKey": "K", "apiName": "x", "scope": "cross margin", "verdict": "orphan"}
     assert exit_code([StackResult("a", "orphans", orphans=[orphan])], "orphans") == 3
     assert exit_code([StackResult("a", "orphans", orphans=[{**orphan, "deleted": "yes"}])], "orphans") == 0
 

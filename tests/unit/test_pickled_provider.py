@@ -27,7 +27,7 @@ if len(sys.argv) > 1:  # configured as in the provider process, then pickled aga
     provider.configure(ConfigureRequest(Config({
         "binance:apiKey": "CREDENTIALAPIKEY0123456789", "binance:secretKey": "CREDENTIALSECRET0123456789",
         "binance:baseUrl": "http://127.0.0.1:1"}, "margin-special-keys")))
-    provider._client()
+    provider._keys()
 print(providers.__file__, file=sys.stderr)
 print(serialize_provider(provider))
 """

@@ -25,8 +25,9 @@ RSA_PEM = pem(rsa.generate_private_key(public_exponent=65537, key_size=2048))
 
 
 def failures(**news: Any) -> dict[str, str]:
+    """Field -> the failure as the provider reports it (its Python path, then the reason)."""
     _, found = check_inputs({"api_name": "desk", **news})
-    return {f.property: f.reason for f in found}
+    return {f.property: f.python() for f in found}
 
 
 def test_unknown_sentinel_is_pulumis() -> None:
@@ -82,7 +83,13 @@ def test_defaults_and_normalization() -> None:
      "public_key", "1024 bits"),
     ({"key_type": "RSA", "rsa_bits": 4096, "public_key": RSA_PEM}, "public_key", "2048 bits but rsa_bits"),
     ({"keepers": "v1"}, "keepers", "map of strings"),
-    ({"keepers": {"a": 1}}, "keepers", "not a string"),
+    ({"keepers": {"a": [1]}}, "keepers", "keepers.a: must be a string, a number or true/false"),
+    ({"symbol": ""}, "symbol", "omit symbol for a cross margin key"),
+    ({"symbol": "  "}, "symbol", "omit symbol for a cross margin key"),
+    ({"key_type": ""}, "key_type", "is empty: omit it for the default ED25519"),
+    ({"permission_mode": ""}, "permission_mode", "is empty: omit it for the default TRADE"),
+    ({"ip_whitelist": []}, "ip_whitelist", "set allowAnyIp: true"),
+    ({}, "ip_whitelist", "must be locked to the IP addresses"),
     ({"rotate_after_days": 0}, "rotate_after_days", "outside 1 to 3650"),
     ({"rotate_after_days": "weekly"}, "rotate_after_days", "not a number"),
 ])
@@ -97,6 +104,25 @@ def test_range_message_names_the_entry() -> None:
         'ip_whitelist[1]: "10.0.0.0/8" is a range; list addresses')
 
 
+def test_failures_carry_a_structured_path_rendered_with_either_names() -> None:
+    _, found = check_inputs({"api_name": "d", "ip_whitelist": ["10.0.0.1"],
+                             "keepers": {"round": [1]}})
+    [failure] = found
+    assert failure.path == ("keepers", "round")
+    assert failure.python() == "keepers.round: must be a string, a number or true/false"
+    assert failure.config(("keys", 6)) == (
+        "keys[6].keepers.round: must be a string, a number or true/false")
+    _, found = check_inputs({"api_name": "d", "ip_whitelist": ["10.0.0.1", "bad"]})
+    assert found[0].config(("keys", 0)).startswith('keys[0].ipWhitelist[1]: "bad" is not an IPv4')
+
+
+def test_thirty_declared_addresses_plus_a_default_name_the_merge() -> None:
+    ips = ["192.0.2.1"] + [f"198.51.100.{i}" for i in range(30)]
+    _, found = check_inputs({"api_name": "d", "ip_whitelist": ips}, merged_from=1)
+    assert found[0].python() == ("ip_whitelist: 31 addresses (30 declared + 1 from defaultIpWhitelist,"
+                                 " which is merged into every key); Binance allows at most 30 per key")
+
+
 def test_unknowns_pass_validation_during_preview() -> None:
     inputs, found = check_inputs({"api_name": spec.UNKNOWN, "ip_whitelist": ["10.0.0.1", spec.UNKNOWN],
                                   "key_type": spec.UNKNOWN, "public_key": spec.UNKNOWN})
@@ -105,7 +131,8 @@ def test_unknowns_pass_validation_during_preview() -> None:
 
 
 def test_provided_public_key_is_canonicalized_and_sets_rsa_bits() -> None:
-    inputs, found = check_inputs({"api_name": "d", "key_type": "RSA", "public_key": "\n" + RSA_PEM + "\n"})
+    inputs, found = check_inputs({"api_name": "d", "key_type": "RSA", "public_key": "\n" + RSA_PEM + "\n",
+                                  "ip_whitelist": ["192.0.2.1"]})
     assert found == [] and inputs["public_key"] == RSA_PEM and inputs["rsa_bits"] == 2048
 
 
@@ -179,8 +206,21 @@ def test_normalized_ip_lists_are_sorted_unique_and_parse_back(addresses: list[An
 
 @given(st.text(max_size=40))
 def test_check_never_crashes_on_any_api_name(name: str) -> None:
-    inputs, found = check_inputs({"api_name": name})
+    inputs, found = check_inputs({"api_name": name, "ip_whitelist": ["192.0.2.1"]})
     assert bool(found) != (inputs.get("api_name") == name)
+
+
+def test_a_key_open_to_any_address_is_an_explicit_choice() -> None:
+    inputs, found = check_inputs({"api_name": "d", "allow_any_ip": True})
+    assert found == [] and inputs["ip_whitelist"] == [] and inputs["allow_any_ip"] is True
+    assert "ip_whitelist" in failures(allow_any_ip=False)
+
+
+def test_keepers_of_any_scalar_type_are_the_same_keeper() -> None:
+    as_text, _ = check_inputs({"api_name": "d", "keepers": {"n": "7", "on": "true"}})
+    as_scalars, found = check_inputs({"api_name": "d", "keepers": {"n": 7.0, "on": True}})
+    assert found == [] or [f.property for f in found] == ["ip_whitelist"]
+    assert as_text["keepers"] == as_scalars["keepers"] == {"n": "7", "on": "true"}
 
 
 @given(st.dictionaries(st.sampled_from(spec.INPUT_FIELDS), st.one_of(

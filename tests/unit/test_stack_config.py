@@ -28,7 +28,8 @@ def test_parses_keys_with_defaults_merged() -> None:
 
 
 def test_the_exact_path_of_a_range() -> None:
-    keys = [{"name": "a"}, {"name": "b"}, {"name": "c", "ipWhitelist": ["10.0.0.0/8"]}]
+    keys = [{"name": "a", "allowAnyIp": True}, {"name": "b", "ipWhitelist": ["192.0.2.1"]},
+            {"name": "c", "ipWhitelist": ["10.0.0.0/8"]}]
     assert problems(keys) == ['keys[2].ipWhitelist[0]: "10.0.0.0/8" is a range; list addresses']
 
 
@@ -57,3 +58,24 @@ def test_bad_default_whitelist_names_its_path() -> None:
 
 def test_no_keys_is_an_empty_stack() -> None:
     assert parse_keys(None) == []
+
+
+def test_paths_are_structured_and_rendered_with_config_names() -> None:
+    keys = [{"name": f"k{i}", "ipWhitelist": ["192.0.2.1"]} for i in range(6)]
+    keys.append({"name": "k6", "ipWhitelist": ["192.0.2.1"], "keepers": {"round": ["x"]}})
+    assert problems(keys) == ["keys[6].keepers.round: must be a string, a number or true/false"]
+
+
+def test_an_unknown_field_suggests_the_likely_one() -> None:
+    [problem] = problems([{"name": "a", "ipWhitelist": ["192.0.2.1"], "ipWhiteList": ["192.0.2.2"]}])
+    assert problem.startswith("keys[0].ipWhiteList: unknown field; did you mean ipWhitelist?")
+
+
+def test_the_readme_field_table_is_the_field_table() -> None:
+    from pathlib import Path
+
+    from providers.fields import markdown_table
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    between = readme.split("<!-- fields:start -->\n", 1)[1].split("<!-- fields:end -->", 1)[0]
+    assert between == markdown_table(), "run `python -m providers.fields` and paste it into README.md"
