@@ -61,7 +61,7 @@ def test_no_keys_is_an_empty_stack() -> None:
 
 
 def test_paths_are_structured_and_rendered_with_config_names() -> None:
-    keys = [{"name": f"k{i}", "ipWhitelist": ["192.0.2.1"]} for i in range(6)]
+    keys: list[dict[str, Any]] = [{"name": f"k{i}", "ipWhitelist": ["192.0.2.1"]} for i in range(6)]
     keys.append({"name": "k6", "ipWhitelist": ["192.0.2.1"], "keepers": {"round": ["x"]}})
     assert problems(keys) == ["keys[6].keepers.round: must be a string, a number or true/false"]
 
