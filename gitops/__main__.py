@@ -1,11 +1,15 @@
 """python -m gitops {preview,up,refresh,drift,orphans} [--stacks a,b] [--parallel N]
                    [--markdown FILE] [--json FILE] [--project DIR] [--delete]
 python -m gitops exit-special-key-mode --stacks ONE [--yes]
+python -m gitops preflight [--stacks a,b] [--record DIR]
 
 `orphans` lists the special keys on the stacks' accounts that no stack's state holds: orphans
 (a stack provably made them: a pending create or a declared name, after a killed run), another
 stack's, or unmanaged (made by hand). `orphans --delete` deletes the orphans only, by apiKey,
 after showing them and asking (or `--yes`), and refuses while a stack is locked.
+`preflight` checks each stack's account before its first `pulumi up`, with read requests only:
+clock, signature, the provider key's permissions, margin account, room, pairs, existing names;
+exit 1 on any fail. `--record DIR` writes every raw answer, redacted, for the contract tests.
 `exit-special-key-mode` asks Binance to delete every cross margin special key of one stack's
 account at once (Cross Margin Classic; no new special key for 24 hours), then refreshes the stack.
 Exit codes: 0 all good; 1 a stack failed; 2 drift found (drift); 3 orphaned keys left (orphans).
@@ -29,10 +33,32 @@ def _ask(what: str) -> bool:
     return input(f"{what}? type yes: ").strip() == "yes"
 
 
+def _preflight(project: Path, stacks: list[str], args: argparse.Namespace) -> int:
+    from providers.binance.errors import BinanceError
+
+    from . import preflight as checks
+    from .runner import StackUnavailable, preflight
+
+    results: dict[str, list[checks.Row]] = {}
+    for name in stacks:
+        try:
+            results[name] = preflight(project, name, Path(args.record) if args.record else None)
+        except (BinanceError, StackUnavailable, ValueError) as exc:
+            results[name] = [checks.Row("settings", checks.FAIL, str(exc).splitlines()[0],
+                                        "fix the stack's binance:* config")]
+    summary = "\n".join(checks.table(name, rows) for name, rows in results.items())
+    print(summary)
+    if args.markdown:
+        Path(args.markdown).write_text(summary)
+    if args.json:
+        Path(args.json).write_text(checks.as_json(results) + "\n")
+    return 1 if any(r.status == checks.FAIL for rows in results.values() for r in rows) else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gitops", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("operation", choices=(*OPERATIONS, "exit-special-key-mode"))
+    parser.add_argument("operation", choices=(*OPERATIONS, "exit-special-key-mode", "preflight"))
     parser.add_argument("--stacks", help="comma-separated stack names (default: every stacks/*.yaml)")
     parser.add_argument("--parallel", type=int, default=4, help="stacks at once (default 4)")
     parser.add_argument("--markdown", help="write the Markdown summary here (for a PR comment)")
@@ -42,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--yes", action="store_true",
                         help="with orphans --delete or exit-special-key-mode: do not ask for"
                              " confirmation")
+    parser.add_argument("--record", help="with preflight: write each raw answer, redacted, here")
     parser.add_argument("--project", default=str(Path(__file__).resolve().parent.parent),
                         help="the Pulumi project directory (default: this repository)")
     args = parser.parse_args(argv)
@@ -57,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
             return 1
         return exit_special_key_mode(project, stacks[0], lambda what: args.yes or _ask(what))
+    if args.operation == "preflight":
+        return _preflight(project, stacks, args)
     results = run(project, args.operation, stacks, args.parallel)
     if args.operation == "orphans" and args.delete:
         delete_orphans(project, results, lambda what: args.yes or _ask(what))

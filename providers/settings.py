@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from .binance.errors import ConfigurationError
@@ -136,7 +136,9 @@ def read_settings(
     )
 
 
-def make_client(settings: ProviderSettings) -> BinanceClient:
+def make_client(settings: ProviderSettings,
+                observer: Callable[[str, str, dict[str, Any], int, Any], None] | None = None,
+                ) -> BinanceClient:
     """A BinanceClient for these settings; requests loads only now."""
     from .binance.client import BinanceClient
 
@@ -146,4 +148,5 @@ def make_client(settings: ProviderSettings) -> BinanceClient:
         settings.signer,
         recv_window_ms=settings.recv_window_ms,
         timeout_seconds=settings.timeout_seconds,
+        observer=observer,
     )

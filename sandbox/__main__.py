@@ -3,7 +3,8 @@
     python -m sandbox serve --data-dir DIR [--host 127.0.0.1] [--port 0] [--uid-weight-limit N]
                             [--dialect SWITCH=VALUE,...]
     python -m sandbox account create --data-dir DIR [--type TYPE] [--key-type HMAC|RSA|ED25519]
-                                     [--isolated-symbols BTCUSDT,ETHUSDT]
+                                     [--isolated-symbols BTCUSDT,ETHUSDT] [--pem-out FILE]
+                                     [--restrictions enableSpotAndMarginTrading=false,...]
     python -m sandbox keys --data-dir DIR
 """
 
@@ -19,7 +20,7 @@ import threading
 from pathlib import Path
 
 from .dialects import CHOICES, Dialect
-from .models import ACCOUNT_TYPES, DEFAULT_ISOLATED_SYMBOLS, KEY_TYPES, Exchange
+from .models import ACCOUNT_TYPES, DEFAULT_ISOLATED_SYMBOLS, DEFAULT_RESTRICTIONS, KEY_TYPES, Exchange
 from .server import make_server
 from .store import Store
 
@@ -61,15 +62,35 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _restrictions(text: str) -> dict[str, bool]:
+    """`enableSpotAndMarginTrading=false,ipRestrict=true` -> flags of the account's key."""
+    out: dict[str, bool] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, sep, value = item.partition("=")
+        if not sep or name not in DEFAULT_RESTRICTIONS or value not in ("true", "false"):
+            raise ValueError(f"--restrictions takes NAME=true|false with NAME one of"
+                             f" {', '.join(DEFAULT_RESTRICTIONS)}")
+        out[name] = value == "true"
+    return out
+
+
 def _account_create(args: argparse.Namespace) -> int:
     symbols = tuple(s.strip() for s in args.isolated_symbols.split(",") if s.strip())
     exchange = Exchange(Store(Path(args.data_dir)))
     try:
-        created = exchange.create_account(args.type, args.key_type, symbols)
+        created = exchange.create_account(args.type, args.key_type, symbols,
+                                          _restrictions(args.restrictions))
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(json.dumps(created.credentials(), indent=2))
+    credentials = created.credentials()
+    if args.pem_out and created.private_key_pem:
+        # Ready for `pulumi config set --secret binance:privateKey < FILE`.
+        pem_out = Path(args.pem_out)
+        pem_out.touch(mode=0o600)
+        pem_out.write_text(created.private_key_pem)
+        credentials["privateKey"] = f"written to {pem_out}"
+    print(json.dumps(credentials, indent=2))
     return 0
 
 
@@ -105,6 +126,10 @@ def main(argv: list[str] | None = None) -> int:
     create.add_argument("--type", default="CROSS_MARGIN_CLASSIC", choices=ACCOUNT_TYPES)
     create.add_argument("--key-type", default="HMAC", choices=tuple(KEY_TYPES))
     create.add_argument("--isolated-symbols", default=",".join(DEFAULT_ISOLATED_SYMBOLS))
+    create.add_argument("--restrictions", default="",
+                        help="the account key's API restrictions, e.g. enableSpotAndMarginTrading=false")
+    create.add_argument("--pem-out", help="write the account key's private key PEM to this file"
+                        " (mode 0600), ready for `pulumi config set --secret binance:privateKey < FILE`")
     create.set_defaults(run=_account_create)
 
     keys = commands.add_parser("keys", help="print every special key as JSON")

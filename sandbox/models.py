@@ -437,6 +437,14 @@ class Exchange:
         restrictions = dict(account.flags.get("restrictions", DEFAULT_RESTRICTIONS))
         return {**restrictions, "createTime": 1_700_000_000_000, "tradingAuthorityExpirationTime": 0}
 
+    def margin_account(self, account: Account) -> dict[str, object]:
+        """Query Cross Margin Account Details, reduced to `accountType`: MARGIN_1 is Cross Margin
+        Classic (documented). What Portfolio Margin accounts answer is not documented: the
+        sandbox names their type."""
+        kind = {"CROSS_MARGIN_CLASSIC": "MARGIN_1"}.get(account.account_type, account.account_type)
+        return {"accountType": kind, "borrowEnabled": True, "tradeEnabled": True,
+                "transferEnabled": True, "totalAssetOfBtc": "0", "userAssets": []}
+
     def account_info(self, account: Account) -> dict[str, object]:
         """GET /api/v3/account, reduced to what this sandbox models: the account's uid."""
         return {"uid": int(account.flags.get("uid", 0)), "accountType": "SPOT", "canTrade": True,

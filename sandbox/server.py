@@ -77,6 +77,9 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/sapi/v1/account/apiRestrictions"): Route(
         1, COMMON, lambda ex, acct, p: ex.api_restrictions(acct)
     ),
+    ("GET", "/sapi/v1/margin/account"): Route(
+        10, COMMON, lambda ex, acct, p: ex.margin_account(acct)
+    ),
     ("GET", "/api/v3/account"): Route(
         20, COMMON | {"omitZeroBalances"}, lambda ex, acct, p: ex.account_info(acct)
     ),

@@ -190,6 +190,7 @@ class BinanceClient:
         timeout_seconds: float = 10.0,
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        observer: Callable[[str, str, dict[str, Any], int, Any], None] | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
@@ -198,6 +199,9 @@ class BinanceClient:
         self.timeout_seconds = timeout_seconds
         self.retry = retry or RetryPolicy()
         self._sleep = sleep
+        # Sees (method, path, parameters, HTTP status, parsed body) of every answer: the
+        # preflight's recorder. Never given the signature's inputs beyond the parameters.
+        self._observer = observer
         self._offset_ms = 0
         self._lock = threading.Lock()
         self._local = threading.local()
@@ -247,6 +251,25 @@ class BinanceClient:
         Margin Account Info: `isolatedCreated`, `enabled`); a pair of neither holds no keys."""
         return read_usable_pairs(self._signed("GET", "/sapi/v1/margin/isolated/account", {},
                                               "list isolated margin pairs"))
+
+    def api_restrictions(self) -> dict[str, Any]:
+        """The calling key's own permissions (GET /sapi/v1/account/apiRestrictions)."""
+        data = self._signed("GET", "/sapi/v1/account/apiRestrictions", {}, "read API key restrictions")
+        return dict(data) if isinstance(data, dict) else {}
+
+    def margin_account_type(self) -> str:
+        """`accountType` of Query Cross Margin Account Details: MARGIN_1 is Cross Margin Classic."""
+        data = self._signed("GET", "/sapi/v1/margin/account", {}, "read the margin account")
+        return (_text(data.get("accountType")) if isinstance(data, dict) else None) or "unknown"
+
+    def account_uid(self) -> int | None:
+        """The account's numeric uid (GET /api/v3/account): who the provider key signs for."""
+        data = self._signed("GET", "/api/v3/account", {"omitZeroBalances": "true"},
+                            "read the account")
+        try:
+            return int(str(data["uid"])) if isinstance(data, dict) else None
+        except (KeyError, ValueError):
+            return None
 
     def edit_ip(self, api_key: str, symbol: str | None, ips: list[str]) -> None:
         params = self._scoped({"apiKey": api_key, "ip": ",".join(ips) if ips else NO_IP}, symbol)
@@ -389,6 +412,8 @@ class BinanceClient:
             if response.status_code == 200:
                 raise OutcomeUnknown(f"{operation}: the exchange answered 200 with a body that is"
                                      " not JSON; the outcome is unknown") from None
+        if self._observer is not None:
+            self._observer(method, path, dict(params or {}), response.status_code, data)
         if isinstance(data, dict) and isinstance(data.get("code"), (int, str)) and "msg" in data:
             code, msg = data.get("code"), str(data.get("msg"))
         if response.status_code == 200 and code in (None, 0, 200, "0", "200"):

@@ -30,6 +30,8 @@ def fixture_cases() -> list[tuple[str, str, Any]]:
     cases = []
     for path in FIXTURES:
         data = json.loads(path.read_text())
+        if data.get("status", 200) != 200:
+            continue  # a recorded error answer: the error mapping's business, not the readers'
         for i, response in enumerate(data["responses"]):
             cases.append((f"{path.parent.name}/{path.stem}[{i}]", data["endpoint"], response))
     return cases
@@ -47,6 +49,9 @@ def read(endpoint: str, response: Any) -> Any:
         return read_usable_pairs(response)
     if method_path == "GET /api/v3/time":
         return read_server_time(response)
+    if method_path in ("GET /sapi/v1/account/apiRestrictions", "GET /sapi/v1/margin/account",
+                       "GET /api/v3/account"):
+        assert isinstance(response, dict)
     return response  # endpoints whose answers we only pass through (restrictions, account)
 
 

@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from providers.binance.client import BinanceClient
+from providers.binance.errors import OutcomeUnknown
 from providers.binance.signing import HmacSigner, PrivateKeySigner
 
 SECRET = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j"
@@ -31,6 +32,7 @@ class Recorder(BaseHTTPRequestHandler):
     """Answers like the exchange's success shapes and keeps each raw request."""
 
     seen: list[dict[str, Any]] = []
+    raw_answer: bytes | None = None  # answer this, with 200, instead of the success shape
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
         return
@@ -46,7 +48,7 @@ class Recorder(BaseHTTPRequestHandler):
             answer = []
         elif (self.command, path) == ("POST", "/sapi/v1/margin/apiKey"):
             answer = {"apiKey": "A" * 64, "secretKey": None, "type": "Ed25519"}
-        data = json.dumps(answer).encode()
+        data = self.raw_answer if self.raw_answer is not None else json.dumps(answer).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
@@ -56,10 +58,10 @@ class Recorder(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_DELETE = _serve
 
 
-@pytest.fixture
-def recorder() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+@pytest.fixture(params=[None])
+def recorder(request: pytest.FixtureRequest) -> Iterator[tuple[str, list[dict[str, Any]]]]:
     seen: list[dict[str, Any]] = []
-    handler = type("Handler", (Recorder,), {"seen": seen})
+    handler = type("Handler", (Recorder,), {"seen": seen, "raw_answer": request.param})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -130,3 +132,15 @@ def test_ed25519_requests_match_the_official_connector_byte_for_byte() -> None:
     assert ours == official_query(theirs, signature)
     assert unquote(ours.rpartition("&signature=")[2]) == signature
     assert urlencode(theirs) == ours.rpartition("&signature=")[0]
+
+
+@pytest.mark.parametrize("recorder", [b"<html>gateway</html>", b"{}"], indirect=True)
+def test_a_create_answered_200_without_a_key_is_an_unknown_outcome(
+    recorder: tuple[str, list[dict[str, Any]]],
+) -> None:
+    """Not JSON, or no apiKey: the key may exist all the same, so it is reconciled like a 5xx."""
+    url, seen = recorder
+    client = BinanceClient(url, "K" * 64, HmacSigner(SECRET))
+    with pytest.raises(OutcomeUnknown, match="the outcome is unknown"):
+        client.create_special_key("desk", None, ["10.0.0.1"], PUBLIC_PEM, None)
+    assert [r["method"] for r in seen] == ["POST"]  # a create is never blindly retried

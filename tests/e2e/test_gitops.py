@@ -237,3 +237,22 @@ def test_a_pull_request_preview_sees_drift_and_never_creates_a_stack(fleet: Flee
     code, summary, _, _ = fleet.runner("preview", "--stacks", "ghost")
     assert code == 1 and "does not exist in the backend" in rows(summary)["ghost"]["error"]
     assert "ghost" not in desk.run("stack", "ls").stdout
+
+
+def test_preflight_reads_each_stack_as_the_provider_does_and_writes_nothing(
+    fleet: Fleet, tmp_path: Path,
+) -> None:
+    fleet.stacks["desk-a"].set_keys([{"name": "a1"}, {"name": "a2", "symbol": "BTCUSDT"}])
+    fleet.stacks["desk-b"].set_keys([{"name": "b1", "symbol": "SOLUSDT"}])  # no such pair
+    fleet.sandbox.reset_requests()
+    code, summary, md, _ = fleet.runner("preflight", "--stacks", "desk-a,desk-b",
+                                        "--record", str(tmp_path / "rec"))
+    assert code == 1  # desk-b fails
+    assert {row["status"] for row in summary["desk-a"]} == {"ok"}
+    assert [row["check"] for row in summary["desk-b"] if row["status"] == "fail"] == ["pair SOLUSDT"]
+    assert "### preflight: `desk-a`" in md and "❌ fail" in md
+    assert {r["method"] for r in fleet.sandbox.requests_log()} == {"GET"}
+    recorded = b"".join(p.read_bytes() for p in (tmp_path / "rec").rglob("*.json"))
+    assert recorded and b"signature" not in recorded
+    for account in fleet.accounts.values():
+        assert account["apiKey"].encode() not in recorded

@@ -45,3 +45,27 @@ def test_serve_writes_its_url_and_keys_lists_what_it_holds(tmp_path: Path) -> No
 def test_serve_binds_loopback_unless_told_otherwise(tmp_path: Path) -> None:
     out = sandbox_cli("serve", "--data-dir", str(tmp_path), "--host", "0.0.0.0")
     assert out.returncode == 2 and "loopback" in out.stderr
+
+
+def test_account_create_writes_the_pem_ready_for_pulumi_config_and_sets_restrictions(
+    tmp_path: Path,
+) -> None:
+    from sandbox.models import Exchange
+    from sandbox.store import Store
+
+    pem = tmp_path / "provider-key.pem"
+    out = sandbox_cli("account", "create", "--data-dir", str(tmp_path / "d"), "--key-type", "ED25519",
+                      "--pem-out", str(pem), "--restrictions", "enableSpotAndMarginTrading=false")
+    created = json.loads(out.stdout)
+    assert created["privateKey"] == f"written to {pem}"
+    assert pem.read_text().startswith("-----BEGIN PRIVATE KEY-----\n")  # not JSON-escaped
+    assert pem.stat().st_mode & 0o077 == 0
+    exchange = Exchange(Store(tmp_path / "d"))
+    with exchange.store.transaction() as tx:
+        account = tx.account(created["accountId"])
+    assert account is not None
+    assert exchange.api_restrictions(account)["enableSpotAndMarginTrading"] is False
+    assert exchange.margin_account(account)["accountType"] == "MARGIN_1"
+    refused = sandbox_cli("account", "create", "--data-dir", str(tmp_path / "d"),
+                          "--restrictions", "canFly=true")
+    assert refused.returncode == 2 and "--restrictions takes NAME=true|false" in refused.stderr

@@ -1,0 +1,204 @@
+"""A read-only preflight of one stack's account: is everything in place for the first `pulumi up`?
+
+It reads the stack's provider settings exactly as the provider does, and sends only GET requests:
+the server time, one signed list of the special keys (the signature and key type work), the
+provider key's own API restrictions, the cross margin account's type, the special keys of every
+scope and the room left under Binance's 30 keys, the isolated pairs the stack declares, and the
+declared apiNames that already exist (the adopt case). Each row is ok, warn or fail, and says
+what to do. With a recorder, every raw answer is written, redacted, for the contract tests.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+OK, WARN, FAIL = "ok", "warn", "fail"
+ACCOUNT_KEY_LIMIT = 30
+
+
+@dataclass
+class Row:
+    check: str
+    status: str
+    detail: str
+    fix: str = ""
+
+
+def _error_text(exc: Exception) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def run_preflight(client: Any, *, other_api_keys: int, recv_window_ms: int,
+                  declared: list[tuple[str, str | None, bool]],
+                  clock: Callable[[], float] = time.time) -> list[Row]:
+    """`declared`: (apiName, symbol, adopted) of each key the stack declares."""
+    from providers.binance.errors import (
+        AuthenticationError,
+        BinanceError,
+        SignatureError,
+    )
+
+    rows: list[Row] = []
+
+    # 1. The clock, against the exchange's.
+    try:
+        before = clock()
+        server_ms = client.server_time()
+        local_ms = (before + clock()) / 2 * 1000
+        offset = int(server_ms - local_ms)
+        status = OK if abs(offset) < recv_window_ms / 2 else WARN if abs(offset) < recv_window_ms else FAIL
+        rows.append(Row("clock", status, f"offset {offset:+d} ms from Binance's clock"
+                        f" (recvWindow {recv_window_ms} ms)",
+                        "" if status == OK
+                        else "sync this machine's clock (NTP), or raise binance:recvWindow"))
+    except BinanceError as exc:
+        rows.append(Row("clock", FAIL, _error_text(exc), "check binance:baseUrl and the network path"))
+        return rows
+
+    # 2. One signed read: the provider key, its secret and its key type work.
+    try:
+        cross = client.list_special_keys(None)
+        rows.append(Row("signed request", OK, "a signed read of the special-key list succeeded"))
+    except SignatureError as exc:
+        rows.append(Row("signed request", FAIL, _error_text(exc),
+                        "binance:privateKey or binance:secretKey must belong to binance:apiKey, of"
+                        " the same key type (Ed25519, RSA or HMAC)"))
+        return rows
+    except AuthenticationError as exc:
+        rows.append(Row("signed request", FAIL, _error_text(exc),
+                        "check binance:apiKey, that it has \"Enable Spot & Margin Trading\", and"
+                        " that this machine's IP is on its list"))
+        return rows
+    except BinanceError as exc:
+        rows.append(Row("signed request", FAIL, _error_text(exc), "see the message"))
+        return rows
+
+    # 3. The provider key's own restrictions.
+    try:
+        restrictions = client.api_restrictions()
+    except BinanceError as exc:
+        rows.append(Row("key permissions", WARN, f"could not read them: {_error_text(exc)}", ""))
+    else:
+        if restrictions.get("enableSpotAndMarginTrading") is False:
+            rows.append(Row("key permissions", FAIL, "enableSpotAndMarginTrading is off",
+                            "enable \"Enable Spot & Margin Trading\" on the provider key"))
+        else:
+            rows.append(Row("key permissions", OK, "Enable Spot & Margin Trading is on"))
+        if restrictions.get("ipRestrict") is False:
+            rows.append(Row("key IP restriction", WARN, "the provider key accepts any IP address",
+                            "restrict the provider key to your runners' fixed egress IPs"))
+        else:
+            rows.append(Row("key IP restriction", OK, "the provider key is restricted to IPs"))
+        if restrictions.get("enableWithdrawals") is True:
+            rows.append(Row("key withdrawals", WARN, "the provider key may withdraw funds",
+                            "turn withdrawals off: managing special keys never needs them"))
+
+    # 4. The account's margin type: special keys need Cross Margin Classic (or Portfolio Margin Pro).
+    try:
+        account_type = client.margin_account_type()
+        ok = account_type in ("MARGIN_1", "CROSS_MARGIN_CLASSIC", "PORTFOLIO_MARGIN_PRO")
+        rows.append(Row("margin account", OK if ok else FAIL, f"account type {account_type}",
+                        "" if ok else "special keys need Cross Margin Classic, Isolated Margin or"
+                        " Portfolio Margin Pro; Portfolio Margin accounts cannot hold them"))
+    except BinanceError as exc:
+        rows.append(Row("margin account", FAIL, _error_text(exc),
+                        "open a margin account (Portfolio Margin accounts cannot hold special keys)"))
+
+    # 5. The isolated pairs declared, and the keys of every scope.
+    usable = set(client.isolated_symbols())
+    scopes: dict[str | None, list[Any]] = {None: cross}
+    for symbol in sorted(usable):
+        scopes[symbol] = client.list_special_keys(symbol)
+    for symbol in sorted({s for _, s, _ in declared if s}):
+        if symbol in usable:
+            rows.append(Row(f"pair {symbol}", OK, "the isolated margin pair exists and is enabled"))
+        else:
+            rows.append(Row(f"pair {symbol}", FAIL, "no enabled isolated margin account for this pair",
+                            f"open {symbol} in Isolated Margin, or remove the keys that name it"))
+    special = sum(len(keys) for keys in scopes.values())
+    room = ACCOUNT_KEY_LIMIT - special - other_api_keys
+    by_scope = ", ".join(f"{s or 'cross margin'} {len(k)}" for s, k in scopes.items())
+    new_keys = [(name, symbol) for name, symbol, adopted in declared if not adopted]
+    existing = {(k.api_name, s) for s, keys in scopes.items() for k in keys}
+    to_create = [key for key in new_keys if key not in existing]
+    status = OK if room >= len(to_create) else FAIL
+    rows.append(Row("room", status,
+                    f"{special} special keys ({by_scope}) + binance:otherApiKeys={other_api_keys}:"
+                    f" room for {max(room, 0)} of the {len(to_create)} new key(s) declared",
+                    "" if status == OK else "free keys on the account, or declare fewer"))
+
+    # 6. Declared names that already exist: adopt them, or they will be refused as duplicates.
+    for name, symbol in new_keys:
+        if (name, symbol) in existing:
+            found = next(k for k in scopes[symbol] if k.api_name == name)
+            rows.append(Row(f"name {name!r}", WARN,
+                            f"already exists on {symbol or 'cross margin'} (apiKey {found.api_key[:8]}…)",
+                            f"adopt it (adoptApiKey: {found.api_key}) or delete it; if this stack"
+                            " already manages it, nothing to do"))
+    return rows
+
+
+def table(stack: str, rows: list[Row]) -> str:
+    lines = [f"### preflight: `{stack}`", "", "| check | status | detail | what to do |",
+             "|---|---|---|---|"]
+    mark = {OK: "✅ ok", WARN: "⚠️ warn", FAIL: "❌ fail"}
+    for row in rows:
+        cells = [row.check, mark[row.status], row.detail, row.fix]
+        lines.append("| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def as_json(results: dict[str, list[Row]]) -> str:
+    return json.dumps({stack: [asdict(r) for r in rows] for stack, rows in results.items()}, indent=2)
+
+
+class Recorder:
+    """Writes each raw answer with its request line, redacted, as contract-test fixtures.
+
+    Every apiKey (the provider's and every special key's) becomes a stable placeholder; the
+    signature, timestamp and every secret are dropped. Nothing else is kept of the request."""
+
+    def __init__(self, directory: Path, secrets: list[str]) -> None:
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._secrets = [s for s in secrets if s]
+        self._names: dict[str, str] = {}
+        self._count = 0
+
+    def _placeholder(self, api_key: str) -> str:
+        return self._names.setdefault(api_key, f"REDACTEDKEY{len(self._names) + 1:02d}")
+
+    def _redact(self, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: (self._placeholder(str(v)) if k == "apiKey" and v else
+                        None if k == "secretKey" and v else self._redact(v)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._redact(v) for v in value]
+        if isinstance(value, str):
+            for secret in self._secrets:
+                value = value.replace(secret, "REDACTED")
+            return value
+        return value
+
+    def __call__(self, method: str, path: str, params: dict[str, Any], status: int, body: Any) -> None:
+        self._count += 1
+        kept = {k: (self._placeholder(str(v)) if k == "apiKey" else v) for k, v in params.items()
+                if k not in ("signature", "timestamp", "recvWindow")}
+        query = "&".join(f"{k}={v}" for k, v in sorted(kept.items()))
+        record = {
+            "endpoint": f"{method} {path}" + (f"?{query}" if query else ""),
+            "source": "recorded by `python -m gitops preflight --record`",
+            "read": time.strftime("%Y-%m-%d", time.gmtime()),
+            "status": status,
+            "responses": [self._redact(body)],
+        }
+        name = re.sub(r"[^A-Za-z0-9]+", "-", f"{self._count:02d}-{method}-{path}").strip("-")
+        target = self.directory / f"{name}.json"
+        target.write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n")
+        target.chmod(0o600)
