@@ -30,9 +30,10 @@ def test_example_keys_parse_and_credentials_are_encrypted() -> None:
 
 def test_pipeline_examples_run_the_runner_for_each_event() -> None:
     github = yaml.safe_load((ROOT / "examples" / "github-actions.yml").read_text())
-    steps = " ".join(str(s.get("run", "")) for s in github["jobs"]["run"]["steps"])
-    for operation in ("preview", "up", "drift"):
+    for operation in ("preview", "up", "drift", "preflight"):
+        steps = " ".join(str(s.get("run", "")) for s in github["jobs"][operation]["steps"])
         assert f"-m gitops {operation}" in steps
     gitlab = yaml.safe_load((ROOT / "examples" / "gitlab-ci.yml").read_text())
-    assert {"preview", "up", "drift"} <= set(gitlab)
-    assert all("-m gitops" in " ".join(gitlab[job]["script"]) for job in ("preview", "up", "drift"))
+    assert {"preview", "up", "drift", "preflight"} <= set(gitlab)
+    assert all(f"-m gitops {job}" in " ".join(gitlab[job]["script"])
+               for job in ("preview", "up", "drift", "preflight"))
