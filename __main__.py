@@ -6,6 +6,9 @@ Config (`pulumi config set --path ...`):
   binance:apiKey / binance:privateKey or binance:secretKey / binance:baseUrl  (provider)
 """
 
+import functools
+from typing import Any
+
 import pulumi
 
 from providers import MarginSpecialKey
@@ -36,12 +39,22 @@ resources = {
     for key in declared
 }
 
+
+
+def exported(outputs: list[Any], symbol: str | None) -> dict[str, Any]:
+    return {"apiKey": outputs[0], "keyType": outputs[1], "symbol": symbol,
+            "ipWhitelist": outputs[2]}
+
+
+# The symbol as declared, not as an output: a cross margin key has no `symbol` output, and an
+# absent output is unknown during preview, which would show every no-change preview as `~ keys`.
+symbols = {key.name: str(key.args["symbol"]).strip().upper() if key.args.get("symbol") else None
+           for key in declared}
 pulumi.export(
     "keys",
     {
-        name: pulumi.Output.all(
-            r.api_key, r.key_type, r.symbol, r.ip_whitelist
-        ).apply(lambda v: {"apiKey": v[0], "keyType": v[1], "symbol": v[2], "ipWhitelist": v[3]})
+        name: pulumi.Output.all(r.api_key, r.key_type, r.ip_whitelist).apply(
+            functools.partial(exported, symbol=symbols[name]))
         for name, r in resources.items()
     },
 )

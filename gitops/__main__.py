@@ -22,7 +22,14 @@ import sys
 from pathlib import Path
 
 from .report import as_json, exit_code, markdown
-from .runner import OPERATIONS, delete_orphans, discover_stacks, exit_special_key_mode, run
+from .runner import (
+    OPERATIONS,
+    delete_orphans,
+    discover_stacks,
+    exit_special_key_mode,
+    run,
+    stack_config_dir,
+)
 
 
 def _ask(what: str) -> bool:
@@ -69,15 +76,18 @@ def main(argv: list[str] | None = None) -> int:
                         help="with orphans --delete or exit-special-key-mode: do not ask for"
                              " confirmation")
     parser.add_argument("--record", help="with preflight: write each raw answer, redacted, here")
-    parser.add_argument("--project", default=str(Path(__file__).resolve().parent.parent),
-                        help="the Pulumi project directory (default: this repository)")
+    parser.add_argument("--project", default=".",
+                        help="the Pulumi project directory (default: the current directory); its"
+                             " stacks are the Pulumi.<stack>.yaml files in Pulumi.yaml's stackConfigDir")
     args = parser.parse_args(argv)
 
     project = Path(args.project).resolve()
     stacks = discover_stacks(project, args.stacks.split(",") if args.stacks else None)
+    where = stack_config_dir(project)
     if not stacks:
-        print("no stacks found in stacks/", file=sys.stderr)
+        print(f"no Pulumi.<stack>.yaml found in {where}", file=sys.stderr)
         return 1
+    print(f"stacks in {where}: {', '.join(stacks)}", file=sys.stderr)
     if args.operation == "exit-special-key-mode":
         if len(stacks) != 1 or not args.stacks:
             print("exit-special-key-mode acts on one account: name one stack with --stacks",

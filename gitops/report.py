@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 CHANGE_OPS = ("create", "update", "replace", "delete")
 
@@ -19,6 +20,8 @@ class StackResult:
     error: str | None = None
     duration_s: float = 0.0
     orphans: list[dict[str, str]] = field(default_factory=list)
+    # One entry per key that changes: {"key", "op", "fields", "because"} (config names).
+    steps: list[dict[str, Any]] = field(default_factory=list)
 
     def count(self, op: str) -> int:
         # The engine reports replacements as "replace" in summaries and
@@ -53,7 +56,29 @@ def _status(result: StackResult) -> str:
     return "✅ changes" if result.changed else "✅ no changes"
 
 
+def md(text: object) -> str:
+    """A value as inert Markdown: no table cell break, link, mention, emphasis or HTML."""
+    out = str(text).replace("\n", " ").replace("\r", " ")
+    for char in "\\`*_[]<>|#!@~":
+        out = out.replace(char, "\\" + char)
+    return out
+
+
+NEW_CREDENTIALS = "⚠️ new credentials: the trading system must switch to the new key"
+
+
+def describe_step(stack: str, step: dict[str, Any]) -> str:
+    fields = ", ".join(step.get("fields") or [])
+    line = f"- `{md(stack)}` · **{md(step['key'])}** · {md(step['op'])}"
+    if step["op"] == "replace":
+        why = ", ".join(step.get("because") or []) or fields
+        why = why.replace("rotateAfterDays", "age (rotateAfterDays)")
+        return f"{line} because of {md(why)} — {NEW_CREDENTIALS}"
+    return f"{line} ({md(fields)})" if fields else line
+
+
 def markdown(results: Iterable[StackResult], operation: str) -> str:
+    results = list(results)
     rows = [
         f"### margin special keys: `{operation}`",
         "",
@@ -61,19 +86,23 @@ def markdown(results: Iterable[StackResult], operation: str) -> str:
         "|---|---|---:|---:|---:|---:|---|---:|",
     ]
     for r in results:
-        error = (r.error or "").replace("|", "\\|").replace("\n", " ")
-        if len(error) > 160:
-            error = error[:157] + "..."
+        error = r.error or ""
+        if len(error) > 240:
+            error = error[:237] + "..."
         rows.append(
-            f"| `{r.stack}` | {_status(r)} | {r.count('create')} | {r.count('update')} |"
-            f" {r.count('replace')} | {r.count('delete')} | {error} | {r.duration_s:.1f}s |"
+            f"| `{md(r.stack)}` | {_status(r)} | {r.count('create')} | {r.count('update')} |"
+            f" {r.count('replace')} | {r.count('delete')} | {md(error)} | {r.duration_s:.1f}s |"
         )
+    changes = [describe_step(r.stack, step) for r in results for step in r.steps]
+    if changes:
+        rows += ["", "Keys that change:", "", *changes]
     orphans = [(r.stack, o) for r in results for o in r.orphans]
     if orphans:
         rows += ["", "Special keys on the account that no stack's state holds"
                  " (orphan: this stack made it and lost it; only orphans are ever deleted):", ""]
-        rows += [f"- `{stack}`: `{o['apiKey']}` {o['apiName']!r} on {o['scope']}: {o['verdict']}"
-                 + (" — deleted" if o.get("deleted") == "yes" else "") for stack, o in orphans]
+        rows += [f"- `{md(stack)}`: `{md(o['apiKey'])}` {md(repr(o['apiName']))} on {md(o['scope'])}:"
+                 f" {o['verdict']}" + (" — deleted" if o.get("deleted") == "yes" else "")
+                 for stack, o in orphans]
     return "\n".join(rows) + "\n"
 
 

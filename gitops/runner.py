@@ -24,12 +24,29 @@ OPERATIONS = ("preview", "up", "refresh", "drift", "orphans")
 _print_lock = threading.Lock()
 
 
+STACK_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+
+
+def stack_config_dir(project_dir: Path) -> Path:
+    """Where the project keeps Pulumi.<stack>.yaml: Pulumi.yaml's stackConfigDir, else the project."""
+    import yaml
+
+    project_file = project_dir / "Pulumi.yaml"
+    settings = yaml.safe_load(project_file.read_text()) if project_file.exists() else None
+    folder = settings.get("stackConfigDir") if isinstance(settings, dict) else None
+    return project_dir / str(folder) if folder else project_dir
+
+
 def discover_stacks(project_dir: Path, selection: Iterable[str] | None = None) -> list[str]:
-    found = sorted(
+    names = sorted(
         m.group(1)
-        for p in (project_dir / "stacks").glob("Pulumi.*.yaml")
+        for p in stack_config_dir(project_dir).glob("Pulumi.*.yaml")
         if (m := re.fullmatch(r"Pulumi\.(.+)\.yaml", p.name))
     )
+    bad = [n for n in names if not STACK_NAME.fullmatch(n)]
+    if bad:
+        raise SystemExit(f"stack names must be letters, digits, '.', '_' or '-': {bad!r}")
+    found = names
     if selection:
         wanted = list(dict.fromkeys(selection))
         missing = [s for s in wanted if s not in found]
@@ -47,12 +64,12 @@ def progress(stack: str, line: str) -> None:
 
 
 def _environment(project_dir: Path) -> dict[str, str]:
-    tools = project_dir / ".tools" / "bin"
-    env: dict[str, str] = {}
-    if tools.exists():
-        env["PATH"] = f"{tools}{os.pathsep}{os.environ.get('PATH', '')}"
-    env.setdefault("PULUMI_SKIP_UPDATE_CHECK", "true")
-    return env
+    """The engine's environment (gitops/engine.py), with the project's own .tools/bin if it has one."""
+    from .engine import pulumi_environment
+
+    env = pulumi_environment(tools_bin=project_dir / ".tools" / "bin")
+    return {k: env[k] for k in ("PATH", "PULUMI_SKIP_UPDATE_CHECK",
+                                "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION") if k in env}
 
 
 class StackUnavailable(Exception):
@@ -86,7 +103,8 @@ def _stack(project_dir: Path, name: str, *, create: bool = False) -> Any:
 
 
 GENERIC_ERRORS = ("Resource monitor has terminated", "update failed", "preview failed",
-                  "refresh failed", "an unhandled error occurred: Program exited")
+                  "refresh failed", "an unhandled error occurred: program exited",
+                  "one or more errors occurred")
 
 
 def _error_text(exc: BaseException) -> str:
@@ -96,7 +114,8 @@ def _error_text(exc: BaseException) -> str:
         text = text.split("Diagnostics:", 1)[1].split("\nResources:", 1)[0]
     kept = []
     for line in (ln.strip() for ln in text.splitlines()):
-        if not line or line.endswith("):") or any(g in line for g in GENERIC_ERRORS):
+        # Either language host's wording: ours says "Program exited", Pulumi's "program exited".
+        if not line or line.endswith("):") or any(g.lower() in line.lower() for g in GENERIC_ERRORS):
             continue
         if line.startswith(("Traceback", "File ", "^", "return ", "result = ", "raise ")):
             continue
@@ -108,6 +127,79 @@ def _changes(summary: dict[str, int] | None) -> dict[str, int]:
     return {k: int(v) for k, v in (summary or {}).items() if k != "same" and v}
 
 
+REPLACE_OPS = ("replace", "create-replacement", "delete-replaced")
+CHANGE_OPS = ("create", "update", "delete", *REPLACE_OPS)
+
+
+class Events:
+    """What the engine reported, from its structured events (never scraped from text): each key
+    that changes, how and why, and each error message."""
+
+    def __init__(self) -> None:
+        self.events: list[Any] = []
+
+    def __call__(self, event: Any) -> None:
+        self.events.append(event)
+
+    def key_steps(self) -> list[dict[str, Any]]:
+        """One entry per special key that changes (never the Stack or a provider resource)."""
+        from providers.fields import DIFF_FIELDS, PYTHON_TO_CONFIG
+
+        steps: dict[str, dict[str, Any]] = {}
+        for event in self.events:
+            pre = getattr(event, "resource_pre_event", None)
+            if pre is None or not str(pre.metadata.type).endswith("MarginSpecialKey"):
+                continue
+            meta = pre.metadata
+            op = getattr(meta.op, "value", str(meta.op))
+            if op not in CHANGE_OPS:
+                continue
+            name = str(meta.urn).rsplit("::", 1)[-1]
+            step = steps.setdefault(name, {"key": name, "op": op, "fields": [], "because": []})
+            if op in REPLACE_OPS:
+                step["op"] = "replace"
+            changed = list(meta.diffs or []) + [re.split(r"[.\[]", path, maxsplit=1)[0]
+                                                for path in (meta.detailed_diff or {})]
+            if op == "update" and not changed and meta.old is not None and meta.new is not None:
+                # Dynamic providers' diffs name no properties: compare the inputs themselves.
+                changed = [f for f in DIFF_FIELDS
+                           if meta.old.inputs.get(f) != meta.new.inputs.get(f)]
+            for field_name in changed:
+                shown = PYTHON_TO_CONFIG.get(field_name, field_name)
+                if shown not in step["fields"]:
+                    step["fields"].append(shown)
+            for field_name in meta.keys or []:
+                shown = PYTHON_TO_CONFIG.get(field_name, field_name)
+                if shown not in step["because"]:
+                    step["because"].append(shown)
+        return list(steps.values())
+
+    def errors(self) -> list[str]:
+        """Each error's message: the last line a person reads, never a traceback's source line."""
+        found = []
+        for event in self.events:
+            diag = getattr(event, "diagnostic_event", None)
+            if diag is None or diag.severity != "error":
+                continue
+            lines = [ln.strip() for ln in str(diag.message).splitlines() if ln.strip()]
+            if not lines or any(g.lower() in lines[-1].lower() for g in GENERIC_ERRORS):
+                continue
+            text = lines[-1]
+            # A provider's exception arrives as "Type: message": keep the message.
+            text = re.sub(r"^[A-Za-z_.]*(Error|Exception|Unknown|Mismatch|Name|Limit|Missing|Sent):\s+", "",
+                          text)
+            if text not in found:
+                found.append(text)
+        return found
+
+
+def _counts(steps: list[dict[str, Any]]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for step in steps:
+        counts[step["op"]] = counts.get(step["op"], 0) + 1
+    return counts
+
+
 def run_stack(project_dir: Path, name: str, operation: str) -> StackResult:
     """One operation on one stack; orphans are only listed here (see delete_orphans)."""
     result = StackResult(stack=name, operation=operation)
@@ -116,6 +208,7 @@ def run_stack(project_dir: Path, name: str, operation: str) -> StackResult:
     try:
         stack = _stack(project_dir, name, create=operation == "up")
         out: Callable[[str], None] = lambda line: progress(name, line)  # noqa: E731
+        events = Events()
         # Every refresh runs the program (--run-program), so it uses the stack's config as it is
         # now, not the provider settings stored with the last update: a fixed baseUrl or a
         # rotated provider key takes effect at once.
@@ -123,17 +216,21 @@ def run_stack(project_dir: Path, name: str, operation: str) -> StackResult:
             # A pull request sees what the merge will do: refresh first, exactly like `up`.
             # (The SDK's preview_refresh passes --yes with --preview-only, which this CLI
             # refuses; a refreshing preview writes no state either.)
-            planned = _changes(stack.preview(on_output=out, color="never", refresh=True,
-                                             run_program=True).change_summary)
-            result.changes = planned
-            result.drifted = operation == "drift" and bool(planned)
+            stack.preview(on_output=out, color="never", refresh=True, run_program=True,
+                          on_event=events)
+            result.steps = events.key_steps()
+            result.changes = _counts(result.steps)
+            result.drifted = operation == "drift" and bool(result.steps)
         elif operation == "up":
             # The automation API's up skips its preview: preview first, so that a plan the account
             # cannot hold (its 30-key room) is refused before anything is made, never half way.
-            stack.preview(on_output=out, color="never", refresh=True, run_program=True)
+            stack.preview(on_output=out, color="never", refresh=True, run_program=True,
+                          on_event=events)
+            events = Events()  # what the up itself does
             # Refresh first, so an up restores whatever was changed on the exchange by hand.
-            up = stack.up(on_output=out, color="never", refresh=True, run_program=True)
-            result.changes = _changes(up.summary.resource_changes)
+            stack.up(on_output=out, color="never", refresh=True, run_program=True, on_event=events)
+            result.steps = events.key_steps()
+            result.changes = _counts(result.steps)
         elif operation == "refresh":
             refreshed = stack.refresh(on_output=out, color="never", run_program=True)
             result.changes = _changes(refreshed.summary.resource_changes)
@@ -143,7 +240,8 @@ def run_stack(project_dir: Path, name: str, operation: str) -> StackResult:
             raise ValueError(f"unknown operation {operation!r}")
     except Exception as exc:  # noqa: BLE001 - one stack's failure is reported, the others go on
         result.ok = False
-        result.error = _error_text(exc)
+        messages = events.errors() if "events" in locals() else []
+        result.error = " / ".join(messages) if messages else _error_text(exc)
     result.duration_s = round(time.monotonic() - start, 2)
     verdict = "failed: " + (result.error or "") if not result.ok else "done"
     progress(name, f"== {operation} {verdict} in {result.duration_s:.1f}s")

@@ -9,11 +9,12 @@ the provider process, created after `configure`.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import pulumi
 from pulumi.dynamic import (
@@ -48,6 +49,25 @@ def _clean(props: Mapping[str, Any]) -> dict[str, Any]:
 def _label(props: Mapping[str, Any]) -> str:
     name = props.get("api_name")
     return f"key {name!r}" if isinstance(name, str) and not spec.is_unknown(name) else "this key"
+
+
+Method = TypeVar("Method", bound=Callable[..., Any])
+
+
+def _one_message(method: Method) -> Method:
+    """Pulumi's dynamic provider host prints the traceback of whatever a method raises. Our errors
+    are raised again at the method's edge, without their inner frames or any chained library
+    exception: the engine shows a two-frame traceback that ends in our message, once per key."""
+
+    @functools.wraps(method)
+    def at_the_edge(*args: Any) -> Any:
+        try:
+            return method(*args)
+        except (BinanceError, spec.InvalidSpec) as exc:
+            error: Exception = exc
+        raise error.with_traceback(None) from None
+
+    return cast(Method, at_the_edge)
 
 
 class MarginSpecialKeyProvider(ResourceProvider):
@@ -112,6 +132,7 @@ class MarginSpecialKeyProvider(ResourceProvider):
                 result.append(CheckFailure("", str(exc)))
         return CheckResult(inputs, result)
 
+    @_one_message
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         old, new = _clean(olds), _clean(news)
         plan = spec.plan_diff(old, new, now_ms=int(time.time() * 1000))
@@ -128,6 +149,7 @@ class MarginSpecialKeyProvider(ResourceProvider):
 
     # --- the operations that reach the exchange ---
 
+    @_one_message
     def create(self, props: dict[str, Any]) -> CreateResult:
         inputs = spec.require_valid(_clean(props))
         if "adopt_api_key" in inputs:
@@ -185,6 +207,7 @@ class MarginSpecialKeyProvider(ResourceProvider):
                              inputs.get("adopt_secret_key"),
                              ips=spec.held_ips(found.ips))
 
+    @_one_message
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         old = _clean(olds)
         inputs = spec.require_valid(_clean(news))
@@ -196,6 +219,7 @@ class MarginSpecialKeyProvider(ResourceProvider):
                      if k != "public_key" and k not in spec.ADOPT_FIELDS})
         return UpdateResult(outs)
 
+    @_one_message
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         old = _clean(props)
         key = self._keys().find(id_, old.get("symbol"))
@@ -214,6 +238,7 @@ class MarginSpecialKeyProvider(ResourceProvider):
             inputs.pop("public_key", None)
         return ReadResult(id_, outs, inputs)
 
+    @_one_message
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         # By apiKey, never by name: a name may be shared by keys this stack does not own.
         self._keys().delete(id_, _clean(props).get("symbol"))

@@ -113,8 +113,10 @@ def read_settings(
     signer: Signer
     if private_key is not None:
         if "PRIVATE KEY-----" not in private_key:
+            hint = ("; it looks like an HMAC secret: set it as binance:secretKey instead"
+                    if HMAC_SECRET_PATTERN.match(private_key.strip()) else "")
             raise ConfigurationError(
-                "binance:privateKey must be a PEM private key (a BEGIN PRIVATE KEY block)")
+                "binance:privateKey must be a PEM private key (a BEGIN PRIVATE KEY block)" + hint)
         try:  # parsed now, so a bad key fails at preview rather than at the first request
             signer = PrivateKeySigner(private_key)
         except ValueError as exc:

@@ -323,7 +323,7 @@ def check_inputs(news: Mapping[str, Any], merged_from: int = 0) -> tuple[dict[st
         out["rsa_bits"] = rsa_bits
     elif key_type == "RSA":
         field("rsa_bits", lambda v: fields.default("rsa_bits") if v is None else _check_int(v, RSA_BITS))
-    elif rsa_bits is not None:
+    elif rsa_bits is not None and key_type is not None:  # None: key_type was refused already
         failures.append(Failure(("rsa_bits",), f"applies to RSA keys only; key_type is {key_type}"))
 
     mode = news.get("permission_mode")
@@ -331,7 +331,7 @@ def check_inputs(news: Mapping[str, Any], merged_from: int = 0) -> tuple[dict[st
         out["permission_mode"] = mode
     elif key_type == "ED25519" or is_unknown(key_type):
         field("permission_mode", _check_choice, PERMISSION_MODES, fields.default("permission_mode"))
-    elif not _absent(mode):
+    elif not _absent(mode) and key_type is not None:
         failures.append(Failure(
             ("permission_mode",),
             f"applies to ED25519 keys only; key_type is {key_type}: remove permission_mode",

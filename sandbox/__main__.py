@@ -1,6 +1,6 @@
 """Command line of the sandbox exchange.
 
-    python -m sandbox serve --data-dir DIR [--host 127.0.0.1] [--port 0] [--uid-weight-limit N]
+    python -m sandbox serve --data-dir DIR [--host 127.0.0.1] [--port N] [--uid-weight-limit N]
                             [--dialect SWITCH=VALUE,...]
     python -m sandbox account create --data-dir DIR [--type TYPE] [--key-type HMAC|RSA|ED25519]
                                      [--isolated-symbols BTCUSDT,ETHUSDT] [--pem-out FILE]
@@ -39,8 +39,21 @@ def _serve(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    server = make_server(data_dir, args.host, args.port, args.uid_weight_limit, args.max_api_keys,
-                         dialect)
+    # The same data dir keeps its port across restarts, so every stack's binance:baseUrl pointed at
+    # it stays right; --port 0 asks for a new one.
+    port_file = data_dir / "port"
+    port = args.port
+    if port is None:
+        port = int(port_file.read_text()) if port_file.exists() else 0
+    try:
+        server = make_server(data_dir, args.host, port, args.uid_weight_limit, args.max_api_keys,
+                             dialect)
+    except OSError as exc:
+        print(f"error: cannot listen on {args.host}:{port} ({exc.strerror}); pass --port 0 for"
+              " another port (stacks pointed at the old one need binance:baseUrl changed)",
+              file=sys.stderr)
+        return 2
+    port_file.write_text(f"{server.server_address[1]}\n")
     url_file = data_dir / "url"
     tmp = data_dir / "url.tmp"
     tmp.write_text(server.base_url + "\n")
@@ -108,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     serve = commands.add_parser("serve", help="run the exchange over HTTP")
     serve.add_argument("--data-dir", required=True)
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=0)
+    serve.add_argument("--port", type=int, default=None,
+                       help="default: the port this data dir used before, else any free one")
     serve.add_argument("--allow-non-loopback", action="store_true")
     serve.add_argument("--uid-weight-limit", type=int, default=None,
                        help="UID request weight per minute per endpoint (Binance: 180000)")

@@ -5,27 +5,29 @@ up:      start the sandbox in the background (data in .sandbox/), provision a de
          `pulumi up --yes`, then `pulumi preview --expect-no-changes`, and show the outputs.
 destroy: `pulumi destroy --yes` of the dev stack, then stop the sandbox.
 
-Local runs use a file backend in .state/ and a demo passphrase, unless the environment already
-says otherwise (PULUMI_BACKEND_URL, PULUMI_CONFIG_PASSPHRASE[_FILE]).
+The demo uses only its own backend (.state/), its own stack name and its own demo-only
+passphrase, whatever PULUMI_BACKEND_URL or PULUMI_CONFIG_PASSPHRASE say: it must never touch a
+real stack, and it talks only to the sandbox on loopback.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
-import requests
-
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from gitops.engine import pulumi_environment  # noqa: E402
+from sandbox.process import SandboxProcess, running_url  # noqa: E402
+
 SANDBOX_DIR = ROOT / ".sandbox"
 STATE_DIR = ROOT / ".state"
-STACK = "dev"
+STACK = "sandbox-demo"
 DEMO_PASSPHRASE = "demo-passphrase-for-the-local-sandbox-only"
 
 DEMO_KEYS: list[dict[str, Any]] = [
@@ -36,15 +38,12 @@ DEMO_KEYS: list[dict[str, Any]] = [
 
 
 def environment() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PATH"] = f"{ROOT / '.tools' / 'bin'}{os.pathsep}{env.get('PATH', '')}"
-    env.setdefault("PULUMI_BACKEND_URL", f"file://{STATE_DIR}")
-    if "PULUMI_CONFIG_PASSPHRASE" not in env and "PULUMI_CONFIG_PASSPHRASE_FILE" not in env:
-        env["PULUMI_CONFIG_PASSPHRASE"] = DEMO_PASSPHRASE
-    env.setdefault("PULUMI_SKIP_UPDATE_CHECK", "true")
-    env.setdefault("PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION", "true")
-    env.setdefault("PULUMI_HOME", str(ROOT / ".tools" / "pulumi-home"))
-    return env
+    # A real stack's backend or passphrase from the environment must never serve the demo.
+    base = {k: v for k, v in os.environ.items()
+            if k not in ("PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE",
+                         "PULUMI_CONFIG_PASSPHRASE_FILE")}
+    return pulumi_environment(base, backend=f"file://{STATE_DIR}", passphrase=DEMO_PASSPHRASE,
+                              home=ROOT / ".tools" / "pulumi-home")
 
 
 def pulumi(*args: str, stdin: str | None = None, capture: bool = False,
@@ -55,52 +54,19 @@ def pulumi(*args: str, stdin: str | None = None, capture: bool = False,
     )
 
 
-def sandbox_url() -> str | None:
-    url_file = SANDBOX_DIR / "url"
-    if not url_file.exists():
-        return None
-    url = url_file.read_text().strip()
-    try:
-        requests.get(f"{url}/api/v3/time", timeout=2).raise_for_status()
-    except requests.RequestException:
-        return None
-    return url
-
-
 def start_sandbox() -> str:
-    url = sandbox_url()
+    url = running_url(SANDBOX_DIR)
     if url:
         print(f"sandbox exchange already running at {url}")
         return url
-    SANDBOX_DIR.mkdir(exist_ok=True)
-    (SANDBOX_DIR / "url").unlink(missing_ok=True)
-    port_file = SANDBOX_DIR / "port"
-    port = port_file.read_text().strip() if port_file.exists() else "0"
-    for attempt_port in dict.fromkeys([port, "0"]):
-        log = open(SANDBOX_DIR / "server.log", "ab")  # noqa: SIM115 - handed to the child
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "sandbox", "serve", "--data-dir", str(SANDBOX_DIR),
-             "--port", attempt_port],
-            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True,  # outlives `make demo`, like a real exchange would
-        )
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and proc.poll() is None:
-            url = sandbox_url()
-            if url:
-                port_file.write_text(url.rsplit(":", 1)[1] + "\n")
-                print(f"sandbox exchange started at {url} (pid {proc.pid}, data in .sandbox/)")
-                return url
-            time.sleep(0.1)
-        if proc.poll() is None:
-            proc.terminate()
-    raise SystemExit("the sandbox exchange did not start; see .sandbox/server.log")
+    # Detached: it outlives `make demo`, like a real exchange; the same data dir keeps its port.
+    server = SandboxProcess(SANDBOX_DIR, port=None, detached=True)
+    print(f"sandbox exchange started at {server.base_url} (pid {server.proc.pid}, data in .sandbox/)")
+    return server.base_url
 
 
 def stop_sandbox() -> None:
-    pid_file = SANDBOX_DIR / "pid"
-    if sandbox_url() and pid_file.exists():
-        os.kill(int(pid_file.read_text()), signal.SIGTERM)
+    if SandboxProcess.stop_detached(SANDBOX_DIR):
         print("sandbox exchange stopped")
 
 
@@ -141,16 +107,16 @@ Look around (the demo stack's passphrase is a demo-only one; never use it for re
   {sys.executable} -m sandbox keys --data-dir .sandbox     # the keys as the exchange holds them
   source tools/env.sh
   export PULUMI_CONFIG_PASSPHRASE={DEMO_PASSPHRASE}
-  pulumi stack output --stack dev --show-secrets            # the private keys
-  pulumi stack export --stack dev                           # secrets appear only as ciphertext
+  export PULUMI_BACKEND_URL=file://{STATE_DIR}
+  pulumi stack output --stack {STACK} --show-secrets        # the private keys
+  pulumi stack export --stack {STACK}                       # secrets appear only as ciphertext
 Edit DEMO_KEYS in tools/demo.py (or the stack config) and run `make demo` again.
 Tear down: make demo-destroy""")
 
 
 def destroy() -> None:
     if pulumi("stack", "select", capture=True, check=False).returncode == 0:
-        if sandbox_url() is None:
-            start_sandbox()
+        start_sandbox()
         pulumi("destroy", "--yes")
     stop_sandbox()
 

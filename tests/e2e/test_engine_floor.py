@@ -7,27 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from gitops.engine import NOOP_PROGRAM
 from tests.harness import ROOT, PulumiProject
-
-NOOP_PROGRAM = '''
-import pulumi
-from pulumi.dynamic import CreateResult, Resource, ResourceProvider
-
-
-class NoopProvider(ResourceProvider):
-    def create(self, props):
-        return CreateResult("noop-" + props["name"], {"name": props["name"]})
-
-
-class Noop(Resource):
-    def __init__(self, name):
-        super().__init__(NoopProvider(), name, {"name": name})
-
-
-for i in range(int(pulumi.Config().get("count") or 1)):
-    Noop(f"noop-{i}")
-pulumi.export("answer", 42)
-'''
 
 
 def test_engine_runs_up_preview_and_destroy_of_a_noop_dynamic_resource(

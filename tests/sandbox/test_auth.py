@@ -125,7 +125,7 @@ def test_missing_timestamp_and_signature_are_mandatory(wire: Wire) -> None:
         return b"&".join(parts), body
 
     assert error_code(wire.send("GET", LIST, tamper=drop_timestamp)) == -1102
-    assert error_code(wire.send("GET", LIST, sign=False)) == -1102
+    assert error_code(wire.send("GET", LIST, signed=False)) == -1102
 
 
 def test_unknown_parameter_is_refused(wire: Wire) -> None:

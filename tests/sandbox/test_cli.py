@@ -69,3 +69,14 @@ def test_account_create_writes_the_pem_ready_for_pulumi_config_and_sets_restrict
     refused = sandbox_cli("account", "create", "--data-dir", str(tmp_path / "d"),
                           "--restrictions", "canFly=true")
     assert refused.returncode == 2 and "--restrictions takes NAME=true|false" in refused.stderr
+
+
+def test_a_restart_on_the_same_data_dir_keeps_its_port(tmp_path: Path) -> None:
+    first = SandboxProcess(tmp_path / "d", port=None)
+    url = first.base_url
+    first.stop()
+    again = SandboxProcess(tmp_path / "d", port=None)
+    try:
+        assert again.base_url == url
+    finally:
+        again.stop()

@@ -45,3 +45,25 @@ Resources:
 """
     assert _error_text(Exception(raw)) == (
         'stack config is not valid: keys[0].ipWhitelist[0]: "10.0.0.0/8" is a range; list addresses')
+
+
+def test_the_summary_names_each_key_that_changes_and_flags_new_credentials() -> None:
+    steps = [{"key": "bot-01", "op": "replace", "fields": ["keepers"], "because": ["keepers"]},
+             {"key": "bot-02", "op": "update", "fields": ["ipWhitelist"], "because": []},
+             {"key": "bot-03", "op": "replace", "fields": ["rotateAfterDays"], "because": []}]
+    result = StackResult("sub2", "preview", changes={"replace": 2, "update": 1}, steps=steps)
+    md = markdown([result], "preview")
+    assert "| `sub2` | ✅ changes | 0 | 1 | 2 | 0 |" in md
+    assert ("- `sub2` · **bot-01** · replace because of keepers — ⚠️ new credentials: the trading"
+            " system must switch to the new key") in md
+    assert "- `sub2` · **bot-02** · update (ipWhitelist)" in md
+    assert "because of age (rotateAfterDays)" in md
+    assert json.loads(as_json([result], "preview"))["stacks"][0]["steps"] == steps
+
+
+def test_nothing_put_into_markdown_can_inject_a_row_a_link_or_a_mention() -> None:
+    evil = "x | ✅ no changes | 0 | 0 | 0 | 0 |  | 0s |\n| [click](https://evil.example) @everyone"
+    md = markdown([StackResult(evil, "preview", ok=False, error=evil)], "preview")
+    table_rows = [line for line in md.splitlines() if line.startswith("| `")]
+    assert len(table_rows) == 1 and table_rows[0].count(" | ") == 7
+    assert "[click](" not in md and " @everyone" not in md

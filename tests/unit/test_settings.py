@@ -82,3 +82,12 @@ def test_settings_and_client_reprs_hide_credentials() -> None:
     client = make_client(s)
     for text in (repr(s), repr(client), repr(client._signer)):
         assert API_KEY not in text and "PRIVATE" not in text
+
+
+def test_an_hmac_secret_given_as_private_key_gets_the_hint_to_use_secret_key() -> None:
+    from providers.binance.errors import ConfigurationError
+    from providers.settings import read_settings
+
+    config = {"binance:apiKey": "K" * 64, "binance:privateKey": "s" * 64}
+    with pytest.raises(ConfigurationError, match="looks like an HMAC secret: set it as binance:secretKey"):
+        read_settings(config.get, {})

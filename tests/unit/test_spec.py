@@ -228,3 +228,9 @@ def test_keepers_of_any_scalar_type_are_the_same_keeper() -> None:
 def test_check_returns_failures_rather_than_raising(raw: dict[str, Any]) -> None:
     _, found = check_inputs(raw)
     assert all(f.property in (*spec.INPUT_FIELDS,) for f in found)
+
+
+def test_a_refused_key_type_adds_no_second_guess_about_other_fields() -> None:
+    found = failures(key_type="DSA", permission_mode="READ", rsa_bits=2048)
+    assert list(found) == ["key_type"] or set(found) == {"key_type", "ip_whitelist"}
+    assert "None" not in " ".join(found.values())

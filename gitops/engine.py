@@ -1,0 +1,206 @@
+"""The Pulumi engine a project runs on: its environment, built in one place, and a driver of the
+real CLI on a project directory. Used by the runner, the demo, the benchmarks and the tests.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Self
+
+ROOT = Path(__file__).resolve().parent.parent
+TOOLS_BIN = ROOT / ".tools" / "bin"
+
+
+def pulumi_environment(base: Mapping[str, str] | None = None, *, backend: str | None = None,
+                       passphrase: str | None = None, home: Path | None = None,
+                       tools_bin: Path = TOOLS_BIN) -> dict[str, str]:
+    """`base` (default: this process's environment) with the project's engine first on PATH and
+    no network needed (no update check, no plugin downloads). `backend`, `passphrase` and `home`
+    are defaults: a value `base` already has wins, so a user's own settings are never replaced."""
+    env = dict(os.environ if base is None else base)
+    if tools_bin.exists() and str(tools_bin) not in env.get("PATH", "").split(os.pathsep):
+        env["PATH"] = f"{tools_bin}{os.pathsep}{env.get('PATH', '')}"
+    env.setdefault("PULUMI_SKIP_UPDATE_CHECK", "true")
+    env.setdefault("PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION", "true")
+    if home is not None:
+        env.setdefault("PULUMI_HOME", str(home))
+    if backend is not None:
+        env.setdefault("PULUMI_BACKEND_URL", backend)
+    if passphrase is not None and not {"PULUMI_CONFIG_PASSPHRASE",
+                                       "PULUMI_CONFIG_PASSPHRASE_FILE"} & set(env):
+        env["PULUMI_CONFIG_PASSPHRASE"] = passphrase
+    return env
+
+
+def ensure_engine() -> Path:
+    """The engine in .tools/bin; built when missing, never skipped."""
+    pulumi = TOOLS_BIN / "pulumi"
+    if not (pulumi.exists() and (TOOLS_BIN / "pulumi-language-python").exists()):
+        subprocess.run(["bash", str(ROOT / "tools" / "setup-engine.sh")], check=True)
+    return pulumi
+
+
+@dataclass
+class Run:
+    args: list[str]
+    returncode: int
+    stdout: str = field(repr=False)
+    stderr: str = field(repr=False)
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+# A program of N dynamic resources that do nothing: the engine's own floor, for benchmarks.
+NOOP_PROGRAM = '''
+import pulumi
+from pulumi.dynamic import CreateResult, Resource, ResourceProvider
+
+
+class NoopProvider(ResourceProvider):
+    def create(self, props):
+        return CreateResult("noop-" + props["name"], {"name": props["name"]})
+
+
+class Noop(Resource):
+    def __init__(self, name):
+        super().__init__(NoopProvider(), name, {"name": name})
+
+
+for i in range(int(pulumi.Config().get("count") or 1)):
+    Noop(f"noop-{i}")
+pulumi.export("answer", 42)
+'''
+
+
+@dataclass
+class PulumiProject:
+    """A Pulumi project in `directory` running this repository's program and providers, on a
+    file backend in `directory/state` with passphrase secrets."""
+
+    directory: Path
+    home: Path
+    stack: str = "test"
+    passphrase: str = "test-passphrase-not-secret"
+    # Outputs of runs may hold secrets (--show-secrets): kept out of reprs.
+    extra_env: dict[str, str] = field(default_factory=dict, repr=False)
+    runs: list[Run] = field(default_factory=list, repr=False)
+
+    @classmethod
+    def create(cls, directory: Path, home: Path, program: str | None = None,
+               stack: str = "test") -> Self:
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "state").mkdir(exist_ok=True)
+        (directory / "stacks").mkdir(exist_ok=True)
+        (directory / "Pulumi.yaml").write_text(
+            "name: margin-special-keys\n"
+            "runtime:\n  name: python\n  options:\n    toolchain: pip\n"
+            f"    virtualenv: {ROOT / '.venv'}\n"
+            "stackConfigDir: stacks\n"
+        )
+        if program is None:
+            shutil.copy(ROOT / "__main__.py", directory / "__main__.py")
+        else:
+            (directory / "__main__.py").write_text(program)
+        project = cls(directory, home, stack)
+        project.run("stack", "init", stack)
+        return project
+
+    def other_stack(self, stack: str) -> Self:
+        """Another stack of the same project (one stack per sub-account)."""
+        project = type(self)(self.directory, self.home, stack, self.passphrase, dict(self.extra_env))
+        project.run("stack", "init", stack)
+        return project
+
+    def env(self) -> dict[str, str]:
+        clean = {k: v for k, v in os.environ.items() if not k.startswith(("BINANCE_", "PULUMI_"))}
+        env = pulumi_environment(clean, backend=f"file://{self.directory / 'state'}",
+                                 passphrase=self.passphrase, home=self.home)
+        env.update(PULUMI_SKIP_CONFIRMATIONS="true", NO_COLOR="1")
+        env.update(self.extra_env)
+        return env
+
+    def run(self, *args: str, check: bool = True, input: str | None = None,
+            timeout: float = 300) -> Run:
+        cmd = ["pulumi", *args, "--non-interactive", "--color", "never"]
+        if args[:2] != ("stack", "init") and args[:1] != ("version",):
+            cmd += ["--stack", self.stack]
+        proc = subprocess.run(cmd, cwd=self.directory, env=self.env(), capture_output=True,
+                              text=True, input=input, timeout=timeout)
+        run = Run(cmd, proc.returncode, proc.stdout, proc.stderr)
+        self.runs.append(run)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"`{' '.join(cmd)}` failed ({proc.returncode}):\n{run.output}")
+        return run
+
+    # --- config ---
+
+    def set_secret(self, key: str, value: str) -> None:
+        # Through stdin: a secret never travels in argv, where `ps` would show it.
+        self.run("config", "set", "--secret", key, input=value)
+
+    def set_config(self, key: str, value: str) -> None:
+        self.run("config", "set", key, value)
+
+    def set_object(self, key: str, value: Any) -> None:
+        payload = {f"margin-special-keys:{key}": {
+            "value": json.dumps(value), "objectValue": value, "secret": False}}
+        self.run("config", "set-all", "--json", json.dumps(payload))
+
+    def use_account(self, base_url: str, account: Mapping[str, str]) -> None:
+        self.set_config("binance:baseUrl", base_url)
+        self.set_secret("binance:apiKey", account["apiKey"])
+        if "privateKey" in account:
+            self.set_secret("binance:privateKey", account["privateKey"])
+        else:
+            self.set_secret("binance:secretKey", account["secretKey"])
+
+    def set_keys(self, keys: list[dict[str, Any]]) -> None:
+        self.set_object("keys", keys)
+
+    # --- lifecycle ---
+
+    def up(self, check: bool = True) -> Run:
+        return self.run("up", "--yes", "--skip-preview", check=check)
+
+    def preview(self, *extra: str, check: bool = True) -> Run:
+        return self.run("preview", *extra, check=check)
+
+    def preview_steps(self) -> list[dict[str, Any]]:
+        """The steps a preview plans, from `pulumi preview --json`."""
+        run = self.run("preview", "--json")
+        return list(json.loads(run.stdout).get("steps", []))
+
+    def planned_ops(self) -> dict[str, list[str]]:
+        """Resource name -> the operations `pulumi preview` plans for it."""
+        ops: dict[str, list[str]] = {}
+        for step in self.preview_steps():
+            ops.setdefault(step["urn"].rsplit("::", 1)[-1], []).append(step["op"])
+        return ops
+
+    def expect_no_changes(self) -> None:
+        self.run("preview", "--expect-no-changes")
+
+    def refresh(self, *extra: str) -> Run:
+        return self.run("refresh", "--yes", "--skip-preview", *extra)
+
+    def destroy(self) -> Run:
+        return self.run("destroy", "--yes", "--skip-preview")
+
+    def export(self) -> dict[str, Any]:
+        return dict(json.loads(self.run("stack", "export").stdout))
+
+    def outputs(self, show_secrets: bool = False) -> dict[str, Any]:
+        args = ["stack", "output", "--json"] + (["--show-secrets"] if show_secrets else [])
+        return dict(json.loads(self.run(*args).stdout))
+
+    def resources(self, type_suffix: str = "MarginSpecialKey") -> list[dict[str, Any]]:
+        deployment = self.export()["deployment"]
+        return [r for r in deployment.get("resources", []) if r["type"].endswith(type_suffix)]

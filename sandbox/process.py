@@ -1,0 +1,131 @@
+"""A running sandbox exchange: start `python -m sandbox serve` on a loopback port, wait for its
+URL, talk to its admin interface, stop it. Shared by the demo, the benchmarks and the tests.
+
+It reads the exchange only through the admin interface, never through the client under test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import IO, Any
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class SandboxAccount(dict[str, str]):
+    """Credentials of a sandbox account; its repr (in a failure's output) hides them."""
+
+    def __repr__(self) -> str:
+        return f"SandboxAccount(accountId={self.get('accountId')!r}, credentials=<hidden>)"
+
+
+def running_url(data_dir: Path) -> str | None:
+    """The URL of a sandbox already serving `data_dir`, or None."""
+    url_file = data_dir / "url"
+    if not url_file.exists():
+        return None
+    url = url_file.read_text().strip()
+    try:
+        requests.get(f"{url}/api/v3/time", timeout=2).raise_for_status()
+    except requests.RequestException:
+        return None
+    return url
+
+
+class SandboxProcess:
+    """`python -m sandbox serve` on loopback. `detached`: it outlives this process (the demo)."""
+
+    def __init__(self, data_dir: Path, uid_weight_limit: int | None = None,
+                 max_api_keys: int | None = None, dialect: str = "", port: int | None = 0,
+                 detached: bool = False) -> None:
+        self.data_dir = data_dir
+        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        (data_dir / "url").unlink(missing_ok=True)
+        args = [sys.executable, "-m", "sandbox", "serve", "--data-dir", str(data_dir)]
+        if port is not None:
+            args += ["--port", str(port)]
+        if uid_weight_limit is not None:
+            args += ["--uid-weight-limit", str(uid_weight_limit)]
+        if max_api_keys is not None:
+            args += ["--max-api-keys", str(max_api_keys)]
+        if dialect:
+            args += ["--dialect", dialect]
+        self._log: IO[bytes] = open(data_dir / "server.log", "ab")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(args, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, start_new_session=detached)
+        deadline = time.monotonic() + 15
+        while not (data_dir / "url").exists():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"sandbox did not start: {(data_dir / 'server.log').read_text()}")
+            time.sleep(0.05)
+        self.base_url = (data_dir / "url").read_text().strip()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=10)
+        self._log.close()
+
+    @staticmethod
+    def stop_detached(data_dir: Path) -> bool:
+        """Stop a detached sandbox of `data_dir` (by its pid file); False when none runs."""
+        pid_file = data_dir / "pid"
+        if running_url(data_dir) is None or not pid_file.exists():
+            return False
+        os.kill(int(pid_file.read_text()), signal.SIGTERM)
+        return True
+
+    # --- the admin interface ---
+
+    def admin(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        response = requests.request(method, f"{self.base_url}/admin/{path}", json=body, timeout=10)
+        response.raise_for_status()
+        return response.json()
+
+    def add_fault(self, **rule: Any) -> int:
+        return int(self.admin("POST", "faults", rule)["id"])
+
+    def clear_faults(self) -> None:
+        self.admin("DELETE", "faults")
+
+    def set_dialect(self, **switches: str) -> dict[str, str]:
+        """Every switch not named returns to its default."""
+        return dict(self.admin("POST", "dialect", switches))
+
+    def set_account(self, account_id: str, **flags: Any) -> dict[str, Any]:
+        return dict(self.admin("POST", f"accounts/{account_id}", flags))
+
+    def special_keys(self, account_id: str | None = None) -> list[dict[str, Any]]:
+        keys = self.admin("GET", "keys")
+        return [k for k in keys if account_id is None or k["accountId"] == account_id]
+
+    def request_counts(self) -> dict[str, int]:
+        return dict(self.admin("GET", "state")["counts"])
+
+    def requests_log(self) -> list[dict[str, Any]]:
+        return list(self.admin("GET", "state")["requests"])
+
+    def mutations(self) -> list[tuple[str, str]]:
+        """The requests that could change the exchange, in the order they arrived."""
+        return [(r["method"], r["path"]) for r in self.requests_log()
+                if r["method"] in ("POST", "PUT", "DELETE")]
+
+    def reset_requests(self) -> None:
+        self.admin("DELETE", "requests")
+
+    def create_account(self, key_type: str = "ED25519", account_type: str = "CROSS_MARGIN_CLASSIC",
+                       isolated_symbols: str = "BTCUSDT,ETHUSDT") -> SandboxAccount:
+        out = subprocess.run(
+            [sys.executable, "-m", "sandbox", "account", "create", "--data-dir", str(self.data_dir),
+             "--key-type", key_type, "--type", account_type, "--isolated-symbols", isolated_symbols],
+            cwd=ROOT, check=True, capture_output=True, text=True,
+        )
+        return SandboxAccount(json.loads(out.stdout))

@@ -1,0 +1,75 @@
+"""What a person reads, on the real engine: one readable error per key, honest previews, and
+summaries that say which key changes."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.harness import ROOT, PulumiProject, SandboxAccount, SandboxProcess
+
+KEYS = [{"name": "ed", "ipWhitelist": ["10.0.0.1"]},
+        {"name": "btc", "symbol": "BTCUSDT", "ipWhitelist": ["10.0.0.1"]},
+        {"name": "rsa", "keyType": "RSA", "ipWhitelist": ["10.0.0.1"]}]
+
+
+def closed_port_url() -> str:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{closed.getsockname()[1]}"
+
+
+def test_an_unreachable_exchange_gives_one_short_message_per_key(
+    project: PulumiProject, sandbox: SandboxProcess, account: SandboxAccount,
+) -> None:
+    project.set_keys(KEYS)
+    project.up()
+    project.set_keys([{**k, "ipWhitelist": ["10.0.0.2"]} for k in KEYS])  # three changed keys
+    project.set_config("binance:baseUrl", closed_port_url())
+    failed = project.up(check=False)
+    output = failed.output
+    assert failed.returncode != 0
+    # The progress lines show each error's first line; the diagnostics hold the tracebacks.
+    diagnostics = output.split("Diagnostics:", 1)[1]
+    assert diagnostics.count("Traceback (most recent call last):") <= len(KEYS)
+    assert "urllib3" not in output and "requests.exceptions" not in output
+    assert "During handling of the above exception" not in output
+    assert "signature=" not in output and "timestamp=" not in output
+    assert len(output.splitlines()) < 120, output
+    # Each traceback's last line is our message.
+    blocks = diagnostics.split("Traceback (most recent call last):")[1:]
+    assert len(blocks) == len(KEYS)
+    for block in blocks:
+        last = [ln for ln in block.split("\n\n", 1)[0].splitlines() if ln.strip()][-1]
+        assert "NotSent: edit special key IPs: could not connect to http://127.0.0.1" in last
+        assert last.rstrip().endswith("(nothing was sent)")
+
+
+def test_a_no_change_preview_shows_no_change(project: PulumiProject) -> None:
+    project.set_keys(KEYS)
+    project.up()
+    diff = project.preview("--diff")
+    assert "~" not in diff.stdout, diff.stdout
+    assert "3 unchanged" in diff.stdout or "4 unchanged" in diff.stdout
+
+
+def test_the_pull_request_summary_names_a_replaced_key_and_says_new_credentials(
+    project: PulumiProject, tmp_path: Path,
+) -> None:
+    project.set_keys([{**KEYS[0], "keepers": {"v": "1"}}, KEYS[1]])
+    project.up()
+    project.set_keys([{**KEYS[0], "keepers": {"v": "2"}}, {**KEYS[1], "ipWhitelist": ["10.0.0.9"]}])
+    summary = tmp_path / "summary.md"
+    run = subprocess.run(
+        [sys.executable, "-m", "gitops", "preview", "--project", str(project.directory),
+         "--markdown", str(summary)],
+        cwd=ROOT, env=project.env(), capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    md = summary.read_text()
+    assert "| `test` | ✅ changes | 0 | 1 | 1 | 0 |" in md  # the Stack resource is not counted
+    assert ("- `test` · **ed** · replace because of keepers — ⚠️ new credentials: the trading"
+            " system must switch to the new key") in md
+    assert "- `test` · **btc** · update (ipWhitelist)" in md
+    assert f"stacks in {project.directory / 'stacks'}: test" in run.stderr
