@@ -55,13 +55,13 @@ proof: engine
 	$(PY) -m tools.reliability_report .proof.jsonl docs/reliability.md
 
 test: lint engine
-	$(PY) -m pytest -q tests
+	umask 077 && $(PY) -m pytest -q tests
 
 demo: engine
-	$(PY) tools/demo.py up
+	umask 077 && $(PY) tools/demo.py up
 
 demo-destroy: engine
-	$(PY) tools/demo.py destroy
+	umask 077 && $(PY) tools/demo.py destroy
 
 bench: engine
 	$(PY) -m bench.run

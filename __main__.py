@@ -58,16 +58,21 @@ pulumi.export(
         for name, r in resources.items()
     },
 )
-pulumi.export(
-    "credentials",
-    pulumi.Output.secret(
-        {
-            name: pulumi.Output.all(r.api_key, r.private_key, r.secret_key).apply(
-                lambda v: {k: x for k, x in
-                           {"apiKey": v[0], "privateKey": v[1], "secretKey": v[2]}.items()
-                           if x is not None}
-            )
-            for name, r in resources.items()
-        }
-    ),
-)
+
+
+def credentials_of(outputs: list[Any]) -> dict[str, str]:
+    return {k: x for k, x in {"apiKey": outputs[0], "privateKey": outputs[1],
+                              "secretKey": outputs[2]}.items() if x is not None}
+
+
+credentials: dict[str, pulumi.Output[dict[str, str]]] = {
+    name: pulumi.Output.secret(
+        pulumi.Output.all(r.api_key, r.private_key, r.secret_key).apply(credentials_of))
+    for name, r in resources.items()
+}
+# One secret output per key, so a trading system's StackReference takes only its own:
+# `StackReference(...).get_output("credentials-<name>")`.
+for name, secret in credentials.items():
+    pulumi.export(f"credentials-{name}", secret)
+# Every key in one output: kept for compatibility with consumers written before the above.
+pulumi.export("credentials", pulumi.Output.secret(credentials))

@@ -18,6 +18,7 @@ Exit codes: 0 all good; 1 a stack failed; 2 drift found (drift); 3 orphaned keys
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -80,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="the Pulumi project directory (default: the current directory); its"
                              " stacks are the Pulumi.<stack>.yaml files in Pulumi.yaml's stackConfigDir")
     args = parser.parse_args(argv)
+    os.umask(0o077)  # summaries, recordings and anything the engine writes: the owner's alone
 
     project = Path(args.project).resolve()
     stacks = discover_stacks(project, args.stacks.split(",") if args.stacks else None)

@@ -200,6 +200,39 @@ def _counts(steps: list[dict[str, Any]]) -> dict[str, int]:
     return counts
 
 
+def end_dynamic_providers(project_dir: Path) -> int:
+    """End `python -m pulumi.dynamic` processes left running in this project (Pulumi's dynamic
+    provider host has no watchdog: after a killed engine it keeps listening on loopback, with the
+    provider's credentials loaded). Only this user's, only this project's."""
+    import signal
+
+    ended = 0
+    proc_root = Path("/proc")
+    if not proc_root.exists():
+        return 0
+    for entry in proc_root.iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if entry.stat().st_uid != os.getuid():
+                continue
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+            if b"pulumi.dynamic" not in cmdline or os.readlink(entry / "cwd") != str(project_dir):
+                continue
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if parent == 1 or not Path(f"/proc/{parent}/cmdline").exists() or b"pulumi" not in Path(
+                f"/proc/{parent}/cmdline").read_bytes():
+            # Orphaned (its engine is gone): end it. Only it: its process group may be ours.
+            try:
+                os.kill(int(entry.name), signal.SIGTERM)
+            except OSError:
+                continue
+            ended += 1
+    return ended
+
+
 def run_stack(project_dir: Path, name: str, operation: str) -> StackResult:
     """One operation on one stack; orphans are only listed here (see delete_orphans)."""
     result = StackResult(stack=name, operation=operation)
@@ -242,6 +275,9 @@ def run_stack(project_dir: Path, name: str, operation: str) -> StackResult:
         result.ok = False
         messages = events.errors() if "events" in locals() else []
         result.error = " / ".join(messages) if messages else _error_text(exc)
+    ended = end_dynamic_providers(project_dir)
+    if ended:
+        progress(name, f"ended {ended} leftover dynamic provider process(es)")
     result.duration_s = round(time.monotonic() - start, 2)
     verdict = "failed: " + (result.error or "") if not result.ok else "done"
     progress(name, f"== {operation} {verdict} in {result.duration_s:.1f}s")

@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .binance.errors import (
     AuthenticationError,
@@ -62,6 +62,10 @@ class AccountKeyLimit(BinanceError):
     """The account cannot hold the keys this run would create."""
 
 
+class AccountMismatch(BinanceError):
+    """The key belongs to another account than the one the provider now signs for."""
+
+
 class KeyMissing(BinanceError):
     """The key named does not exist on the account (decided by the key list)."""
 
@@ -99,6 +103,7 @@ class AccountKeys:
         self._room_base: int | None = None  # keys on the account before this run made any
         self._reserved: set[str] = set()
         self._needs_no_room: set[str] = set()  # delete-first replacements
+        self._uid: int | None = None
 
     # --- listings ---
 
@@ -145,6 +150,34 @@ class AccountKeys:
         if key is None:
             key = self.listing(scope, listed_after=started).get(api_key)
         return key
+
+    # --- which account this is ---
+
+    def uid(self) -> int | None:
+        """The account's uid, as the exchange says (once per process): provider-key rotation on
+        the same account keeps it; pointing the provider at another account changes it."""
+        with self._lock:
+            if self._uid is not None:
+                return self._uid
+        uid = self.client.account_uid()
+        with self._lock:
+            self._uid = uid
+        return uid
+
+    def require_same_account(self, expected: Any, what: str) -> None:
+        """Refuse to act on a key recorded on another account than the provider's."""
+        if expected is None:
+            return  # recorded before keys knew their account
+        current = self.uid()
+        if current is not None and int(expected) != current:
+            raise AccountMismatch(
+                f"{what}: this key was made on Binance account uid {int(expected)}, but the"
+                f" provider now signs for account uid {current} (binance:apiKey or binance:baseUrl"
+                " changed?). Nothing was changed and the key is not called gone: point the stack"
+                " back at its account (rotating the provider's own key on the same account is"
+                " fine), or remove the key from the state with `pulumi state delete` if you mean"
+                " to abandon it."
+            )
 
     # --- room under the account's key limit ---
 

@@ -56,6 +56,9 @@ FIELDS: tuple[Field, ...] = (
           "create the key without an IP restriction (warned about on every preview)"),
     Field("delete_before_replace", "deleteBeforeReplace", "state",
           "a replacement deletes the old key before it creates the new one"),
+    Field("provider", None, "state",
+          "a fingerprint of the provider settings (host, provider apiKey, key type), set by the"
+          " resource: a change of them shows in every preview"),
     Field("adopt_api_key", "adoptApiKey", "adopt", "take over this existing key instead of creating one"),
     Field("adopt_private_key", "adoptPrivateKey", "adopt",
           "the adopted Ed25519 or RSA key's private key PEM (set with --secret)", sensitive=True),
@@ -66,6 +69,9 @@ FIELDS: tuple[Field, ...] = (
     Field("secret_key", None, "output", "the HMAC secret Binance made", sensitive=True),
     Field("key_origin", None, "output", "generated, provided, exchange (HMAC) or adopted"),
     Field("created_at_ms", None, "output", "when the key was made or adopted (ms since 1970)"),
+    Field("account_uid", None, "output",
+          "the uid of the Binance account that holds the key (GET /api/v3/account): a refresh,"
+          " diff or delete through a provider that signs for another account is refused"),
 )
 # Resource options that stack config may set for a key, beside its fields.
 OPTIONS = {"deleteBeforeReplace": "delete_before_replace", "protect": "protect"}

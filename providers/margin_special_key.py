@@ -136,6 +136,8 @@ class MarginSpecialKeyProvider(ResourceProvider):
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         old, new = _clean(olds), _clean(news)
         plan = spec.plan_diff(old, new, now_ms=int(time.time() * 1000))
+        if plan.changed:
+            self._keys().require_same_account(old.get("account_uid"), f"plan {_label(old)}")
         delete_first = bool(new.get("delete_before_replace"))
         if plan.replaces and "api_key" in old:
             self._keys().plan_replacement(
@@ -170,18 +172,20 @@ class MarginSpecialKeyProvider(ResourceProvider):
             public_key, inputs.get("permission_mode"), bool(inputs.get("allow_duplicate_name")),
         ))
         return self._created(inputs, created.api_key, origin, public_key, private_key,
-                             created.secret_key)
+                             created.secret_key, account_uid=self._keys().uid())
 
     @staticmethod
     def _created(inputs: Mapping[str, Any], api_key: str, origin: str, public_key: str | None,
                  private_key: str | None, secret_key: str | None,
-                 ips: list[str] | None = None) -> CreateResult:
+                 ips: list[str] | None = None, account_uid: int | None = None) -> CreateResult:
         outs: dict[str, Any] = {
             **{k: v for k, v in inputs.items() if k not in spec.ADOPT_FIELDS},
             "api_key": api_key,
             "key_origin": origin,
             "created_at_ms": int(time.time() * 1000),
         }
+        if account_uid is not None:
+            outs["account_uid"] = account_uid
         if ips is not None:
             outs["ip_whitelist"] = ips
         for name, value in (("public_key", public_key), ("private_key", private_key),
@@ -205,7 +209,7 @@ class MarginSpecialKeyProvider(ResourceProvider):
             public_key, private_key = info.public_pem, info.private_pem
         return self._created(inputs, api_key, "adopted", public_key, private_key,
                              inputs.get("adopt_secret_key"),
-                             ips=spec.held_ips(found.ips))
+                             ips=spec.held_ips(found.ips), account_uid=self._keys().uid())
 
     @_one_message
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
@@ -222,11 +226,15 @@ class MarginSpecialKeyProvider(ResourceProvider):
     @_one_message
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         old = _clean(props)
-        key = self._keys().find(id_, old.get("symbol"))
+        keys = self._keys()
+        keys.require_same_account(old.get("account_uid"), f"refresh {_label(old)}")
+        key = keys.find(id_, old.get("symbol"))
         if key is None:
             return ReadResult(None, {})  # a fresh key list lacks it: it leaves the state
         outs = {
             **old,
+            # A key recorded before keys knew their account: it is listed here, so it is here.
+            "account_uid": old.get("account_uid", keys.uid()),
             "api_key": key.api_key,
             "api_name": key.api_name,
             "ip_whitelist": spec.held_ips(key.ips),
@@ -241,7 +249,15 @@ class MarginSpecialKeyProvider(ResourceProvider):
     @_one_message
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         # By apiKey, never by name: a name may be shared by keys this stack does not own.
-        self._keys().delete(id_, _clean(props).get("symbol"))
+        old = _clean(props)
+        self._keys().require_same_account(old.get("account_uid"), f"delete {_label(old)}")
+        self._keys().delete(id_, old.get("symbol"))
+
+
+def _provider_fingerprint() -> str | None:
+    from .settings import provider_fingerprint
+
+    return provider_fingerprint(pulumi.runtime.get_config, os.environ)
 
 
 def _secret(value: pulumi.Input[str] | None) -> pulumi.Output[str] | None:
@@ -311,12 +327,20 @@ class MarginSpecialKey(Resource, module="binance", name="MarginSpecialKey"):
             # The provider sees resource options only as inputs: diff needs this one to know
             # whether a replacement makes the new key first (and needs room for it).
             "delete_before_replace": True if opts and opts.delete_before_replace else None,
+            "provider": _provider_fingerprint(),
         }
         props.update({name: None for name in OUTPUT_FIELDS})
         secrets = pulumi.ResourceOptions(additional_secret_outputs=SECRET_OUTPUTS)
         merged = pulumi.ResourceOptions.merge(opts, secrets) if opts else secrets
         super().__init__(MarginSpecialKeyProvider(), resource_name, props, merged)
         # Said on every preview and up, beside the key, for as long as the declaration stands.
+        from .settings import ALLOW_BASE_URL_ENV, unusual_endpoint
+
+        base_url = pulumi.runtime.get_config("binance:baseUrl") or os.environ.get("BINANCE_BASE_URL", "")
+        if base_url and unusual_endpoint(base_url, os.environ):
+            pulumi.log.warn(f"binance:baseUrl {base_url} is not Binance's: allowed by"
+                            f" {ALLOW_BASE_URL_ENV}; it sees the provider key and every request",
+                            resource=self)
         pulumi.Output.from_input(allow_any_ip).apply(
             lambda v: pulumi.log.warn(
                 "allowAnyIp: this trading key has no IP restriction; any address holding its"

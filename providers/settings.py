@@ -36,6 +36,9 @@ class ProviderSettings:
     # API keys of the account that the special-key list cannot show (normal keys, keys of other
     # isolated pairs); counted against Binance's 30-key limit before a create-first replacement.
     other_api_keys: int = 1
+    # Honour HTTPS_PROXY, REQUESTS_CA_BUNDLE and the like only when binance:useEnvironmentProxy
+    # says so: otherwise the environment could silently redirect trust.
+    use_environment: bool = False
 
 
 def _is_loopback(host: str) -> bool:
@@ -47,7 +50,20 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def check_base_url(url: str) -> str:
+# Binance's documented base endpoints for the REST API (Spot API docs, "General API Information").
+BINANCE_API_HOSTS = ("api.binance.com", "api-gcp.binance.com", "api1.binance.com",
+                     "api2.binance.com", "api3.binance.com", "api4.binance.com")
+ALLOW_BASE_URL_ENV = "BINANCE_ALLOW_BASE_URL"
+
+
+def unusual_endpoint(url: str, environ: Mapping[str, str]) -> bool:
+    """A base URL that is neither Binance's nor a loopback sandbox, let in by the environment."""
+    host = (urlsplit(url.strip()).hostname or "").lower()
+    return host not in BINANCE_API_HOSTS and not _is_loopback(host) and bool(
+        environ.get(ALLOW_BASE_URL_ENV, "").strip().rstrip("/") == url.strip().rstrip("/"))
+
+
+def check_base_url(url: str, environ: Mapping[str, str] | None = None) -> str:
     parts = urlsplit(url.strip())
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise ConfigurationError(
@@ -59,6 +75,17 @@ def check_base_url(url: str) -> str:
         raise ConfigurationError(
             f"binance:baseUrl {url!r} uses plain http to a host that is not loopback;"
             " use https (plain http is allowed only for a local sandbox on 127.0.0.1)"
+        )
+    host = parts.hostname.lower()
+    allowed = (environ or {}).get(ALLOW_BASE_URL_ENV, "").strip().rstrip("/")
+    if host not in BINANCE_API_HOSTS and not _is_loopback(host) and allowed != url.strip().rstrip("/"):
+        # Stack config alone can never send the provider key (and every new HMAC secret) to a
+        # relay: another endpoint needs the run's environment to name it exactly.
+        raise ConfigurationError(
+            f"binance:baseUrl {url!r} is not one of Binance's documented API hosts"
+            f" ({', '.join(BINANCE_API_HOSTS)}) nor a loopback sandbox. To use another endpoint"
+            f" on purpose, set {ALLOW_BASE_URL_ENV} to exactly that URL in the environment of"
+            " the run; the preview then warns about it"
         )
     return url.strip().rstrip("/")
 
@@ -124,7 +151,8 @@ def read_settings(
     else:
         assert secret_key is not None
         signer = HmacSigner(secret_key.strip())
-    base_url = check_base_url(get("baseUrl", "BINANCE_BASE_URL") or DEFAULT_BASE_URL)
+    base_url = check_base_url(get("baseUrl", "BINANCE_BASE_URL") or DEFAULT_BASE_URL, environ)
+    use_environment = (get("useEnvironmentProxy") or "false").strip().lower() == "true"
     recv_window = _int_setting("binance:recvWindow", get("recvWindow"), 1, 60000, 5000)
     timeout = _int_setting("binance:requestTimeout", get("requestTimeout"), 1, 300, 10)
     other_keys = _int_setting("binance:otherApiKeys", get("otherApiKeys"), 0, 29, 1)
@@ -135,7 +163,27 @@ def read_settings(
         recv_window_ms=recv_window,
         timeout_seconds=float(timeout),
         other_api_keys=other_keys,
+        use_environment=use_environment,
     )
+
+
+def provider_fingerprint(config_get: Callable[[str], str | None],
+                         environ: Mapping[str, str]) -> str | None:
+    """A short, one-way fingerprint of which account and endpoint the provider signs for: the
+    host, the provider's apiKey and its key type (never the secret itself). It is an input of
+    every key, so a change of provider settings shows in every preview instead of "no changes"."""
+    import hashlib
+
+    def get(key: str, env: str) -> str:
+        value = config_get(f"binance:{key}")
+        return (value if value not in (None, "") else environ.get(env, "")) or ""
+
+    api_key = get("apiKey", "BINANCE_API_KEY").strip()
+    if not api_key:
+        return None
+    host = urlsplit((get("baseUrl", "BINANCE_BASE_URL") or DEFAULT_BASE_URL).strip()).netloc.lower()
+    kind = "hmac" if get("secretKey", "BINANCE_SECRET_KEY") else "private-key"
+    return hashlib.sha256(f"{host}|{api_key}|{kind}".encode()).hexdigest()[:16]
 
 
 def make_client(settings: ProviderSettings,
@@ -151,4 +199,5 @@ def make_client(settings: ProviderSettings,
         recv_window_ms=settings.recv_window_ms,
         timeout_seconds=settings.timeout_seconds,
         observer=observer,
+        trust_environment=settings.use_environment,
     )

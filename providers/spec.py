@@ -113,11 +113,20 @@ def normalize_ip(entry: Any) -> str:
         raise ValueError(
             f'"{entry}" is not an IPv4 or IPv6 address (host names are not accepted)'
         ) from None
-    if text == "0.0.0.0":
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped  # ::ffff:203.0.113.10 is 203.0.113.10
+    if address.is_unspecified:
         raise ValueError(
-            '"0.0.0.0" is how Binance shows a key without IP restriction; leave the list empty'
+            f'"{entry}" is how Binance shows a key without IP restriction; leave the list empty'
             " and set allowAnyIp: true for that instead"
         )
+    unusable = ("a loopback address" if address.is_loopback
+                else "a link-local address" if address.is_link_local
+                else "a multicast address" if address.is_multicast
+                else "the broadcast address" if str(address) == "255.255.255.255"
+                else "a reserved address" if address.is_reserved else "")
+    if unusable:
+        raise ValueError(f'"{entry}" is {unusable}: no trading server can call Binance from it')
     return str(address)
 
 
@@ -369,6 +378,7 @@ def check_inputs(news: Mapping[str, Any], merged_from: int = 0) -> tuple[dict[st
                         out["rsa_bits"] = info.bits
 
     field("keepers", _check_keepers)
+    field("provider", lambda v: None if v is None else str(v))
     field("allow_duplicate_name", _check_bool)
     any_ip = field("allow_any_ip", _check_bool)
     if out.get("ip_whitelist") == [] and any_ip is not True and not is_unknown(any_ip):

@@ -86,7 +86,9 @@ class SandboxProcess:
     # --- the admin interface ---
 
     def admin(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        response = requests.request(method, f"{self.base_url}/admin/{path}", json=body, timeout=10)
+        token = (self.data_dir / "admin-token").read_text().strip()
+        response = requests.request(method, f"{self.base_url}/admin/{path}", json=body, timeout=10,
+                                    headers={"X-Sandbox-Admin-Token": token})
         response.raise_for_status()
         return response.json()
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import secrets
 import socket
 import time
 from collections.abc import Callable
@@ -103,14 +104,19 @@ def parse_params(query: bytes, body: bytes) -> dict[str, str]:
     return params
 
 
+ADMIN_TOKEN_HEADER = "X-Sandbox-Admin-Token"
+
+
 class SandboxServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], exchange: Exchange, faults: Faults) -> None:
+    def __init__(self, address: tuple[str, int], exchange: Exchange, faults: Faults,
+                 admin_token: str = "") -> None:
         super().__init__(address, RequestHandler)
         self.exchange = exchange
         self.faults = faults
+        self.admin_token = admin_token
 
     @property
     def base_url(self) -> str:
@@ -226,6 +232,19 @@ class RequestHandler(BaseHTTPRequestHandler):
         if not ipaddress.ip_address(self.client_address[0]).is_loopback:
             self._answer(403, {"code": -1002, "msg": "The admin interface answers loopback only."})
             return
+        # A web page in a browser on this machine can reach loopback too: the Host must be ours
+        # (no DNS rebinding), the body JSON (no form or text/plain cross-origin POST), and the
+        # token from the data dir (mode 0600) must come with every call.
+        host = (self.headers.get("Host") or "").rsplit(":", 1)[0].strip("[]")
+        token = self.server.admin_token
+        if host not in ("127.0.0.1", "localhost", "::1") or (
+                token and not secrets.compare_digest(self.headers.get(ADMIN_TOKEN_HEADER, ""), token)):
+            self._answer(403, {"code": -1002, "msg": "Admin calls need the data dir's admin token."})
+            return
+        if method in ("POST", "DELETE") and body and not (
+                self.headers.get("Content-Type") or "").startswith("application/json"):
+            self._answer(415, {"code": -1000, "msg": "Admin calls take application/json."})
+            return
         faults = self.server.faults
         try:
             data = json.loads(body or b"{}")
@@ -277,7 +296,13 @@ def make_server(
     max_api_keys: int | None = None, dialect: Dialect | None = None,
 ) -> SandboxServer:
     faults = Faults()
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    data_dir.chmod(0o700)
+    token_file = data_dir / "admin-token"
+    if not token_file.exists():
+        token_file.touch(mode=0o600)
+        token_file.write_text(secrets.token_hex(16) + "\n")
     limiter = RateLimiter() if uid_weight_limit is None else RateLimiter(uid_weight_limit)
     exchange = Exchange(Store(data_dir), clock=faults.now_ms, rate_limiter=limiter,
                         max_keys_per_account=max_api_keys or MAX_KEYS_PER_ACCOUNT, dialect=dialect)
-    return SandboxServer((host, port), exchange, faults)
+    return SandboxServer((host, port), exchange, faults, token_file.read_text().strip())

@@ -180,8 +180,9 @@ class Store:
     """The exchange's state in `DATA_DIR/exchange.sqlite3`."""
 
     def __init__(self, data_dir: Path) -> None:
-        data_dir.mkdir(parents=True, exist_ok=True)
+        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.path = data_dir / "exchange.sqlite3"
+        self.path.touch(mode=0o600)  # it holds HMAC secrets: the owner's alone
         self._lock = threading.Lock()
         self._conn = sqlite3.connect(
             self.path, check_same_thread=False, isolation_level=None, timeout=30.0

@@ -122,5 +122,6 @@ def destroy() -> None:
 
 
 if __name__ == "__main__":
+    os.umask(0o077)  # .state/, .sandbox/ and the stack file: the owner's alone
     command = sys.argv[1] if len(sys.argv) > 1 else "up"
     {"up": up, "destroy": destroy}[command]()

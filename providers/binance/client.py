@@ -191,6 +191,7 @@ class BinanceClient:
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
         observer: Callable[[str, str, dict[str, Any], int, Any], None] | None = None,
+        trust_environment: bool = False,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
@@ -202,6 +203,7 @@ class BinanceClient:
         # Sees (method, path, parameters, HTTP status, parsed body) of every answer: the
         # preflight's recorder. Never given the signature's inputs beyond the parameters.
         self._observer = observer
+        self._trust_environment = trust_environment
         self._offset_ms = 0
         self._lock = threading.Lock()
         self._local = threading.local()
@@ -301,6 +303,8 @@ class BinanceClient:
             import requests  # imported here: the provider module must import fast
 
             session = requests.Session()
+            # Proxies and CA bundles from the environment only when the settings say so.
+            session.trust_env = self._trust_environment
             session.headers["User-Agent"] = USER_AGENT
             self._local.session = session
         return session

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from providers.binance.client import BinanceClient
-from providers.binance.errors import OutcomeUnknown
+from providers.binance.errors import OutcomeUnknown, RateLimited
 from providers.binance.signing import HmacSigner, PrivateKeySigner
 
 SECRET = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j"
@@ -33,6 +33,7 @@ class Recorder(BaseHTTPRequestHandler):
 
     seen: list[dict[str, Any]] = []
     raw_answer: bytes | None = None  # answer this, with 200, instead of the success shape
+    retry_after: str | None = None  # answer 429 with this Retry-After instead
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
         return
@@ -49,7 +50,11 @@ class Recorder(BaseHTTPRequestHandler):
         elif (self.command, path) == ("POST", "/sapi/v1/margin/apiKey"):
             answer = {"apiKey": "A" * 64, "secretKey": None, "type": "Ed25519"}
         data = self.raw_answer if self.raw_answer is not None else json.dumps(answer).encode()
-        self.send_response(200)
+        if self.retry_after is not None:
+            data = b'{"code": -1003, "msg": "Too many requests."}'
+        self.send_response(429 if self.retry_after is not None else 200)
+        if self.retry_after is not None:
+            self.send_header("Retry-After", self.retry_after)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
@@ -61,7 +66,8 @@ class Recorder(BaseHTTPRequestHandler):
 @pytest.fixture(params=[None])
 def recorder(request: pytest.FixtureRequest) -> Iterator[tuple[str, list[dict[str, Any]]]]:
     seen: list[dict[str, Any]] = []
-    handler = type("Handler", (Recorder,), {"seen": seen, "raw_answer": request.param})
+    options = request.param if isinstance(request.param, dict) else {"raw_answer": request.param}
+    handler = type("Handler", (Recorder,), {"seen": seen, **options})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -144,3 +150,18 @@ def test_a_create_answered_200_without_a_key_is_an_unknown_outcome(
     with pytest.raises(OutcomeUnknown, match="the outcome is unknown"):
         client.create_special_key("desk", None, ["10.0.0.1"], PUBLIC_PEM, None)
     assert [r["method"] for r in seen] == ["POST"]  # a create is never blindly retried
+
+
+@pytest.mark.parametrize("recorder", [{"retry_after": v} for v in ("0.000001", "-5", "nan", "abc")],
+                         indirect=True)
+def test_retry_after_is_at_least_a_second_and_attempts_are_capped(
+    recorder: tuple[str, list[dict[str, Any]]],
+) -> None:
+    """A server that says `Retry-After: 0.000001` once made 69 requests in 3 s; `-5` or `nan`
+    crashed the run. Now: at least 1 s between tries, 5 tries at most, and no crash."""
+    url, seen = recorder
+    waits: list[float] = []
+    client = BinanceClient(url, "K" * 64, HmacSigner(SECRET), sleep=waits.append)
+    with pytest.raises(RateLimited):
+        client.list_special_keys(None)
+    assert len(seen) == 5 and waits == [1.0] * 4

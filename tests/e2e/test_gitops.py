@@ -57,9 +57,10 @@ def test_runner_applies_previews_and_reports_every_stack(fleet: Fleet) -> None:
     code, summary, md, progress = fleet.runner("up")
     assert code == 0, progress
     assert {s: r["changes"].get("create") for s, r in rows(summary).items()} == {
-        "desk-a": 3, "desk-b": 2, "desk-c": 2}  # keys plus each stack's own resource
+        "desk-a": 2, "desk-b": 1, "desk-c": 1}  # the keys; never the Stack resource
     assert len(fleet.keys("desk-a")) == 2 and len(fleet.keys("desk-b")) == 1
-    assert "| `desk-a` | ✅ changes | 3 |" in md
+    assert "| `desk-a` | ✅ changes | 2 |" in md
+    assert "- `desk-a` · **a1** · create" in md
     assert "[desk-b] == up started" in progress and "[desk-c] == up done" in progress
 
     # Clean: nothing to do, nothing differs.

@@ -35,9 +35,14 @@ def test_create_all_key_types_then_destroy(
     outputs = project.outputs()
     for name, key in on_exchange.items():
         assert outputs["keys"][name]["apiKey"] == key["apiKey"]
-    secrets = project.outputs(show_secrets=True)["credentials"]
+    shown = project.outputs(show_secrets=True)
+    secrets = shown["credentials"]
     assert "BEGIN PRIVATE KEY" in secrets["ed-cross"]["privateKey"]
     assert len(secrets["hmac-eth"]["secretKey"]) == 64
+    # One secret output per key too, so a consumer can take only its own.
+    for name in on_exchange:
+        assert shown[f"credentials-{name}"] == secrets[name]
+        assert project.outputs()[f"credentials-{name}"] == "[secret]"
 
     project.destroy()
     assert sandbox.special_keys(account["accountId"]) == []

@@ -9,7 +9,13 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
-from providers.account import AccountKeyLimit, DuplicateName, ExchangeStateMismatch, KeyMissing
+from providers.account import (
+    AccountKeyLimit,
+    AccountMismatch,
+    DuplicateName,
+    ExchangeStateMismatch,
+    KeyMissing,
+)
 from providers.margin_special_key import MarginSpecialKeyProvider
 from tests.harness import SandboxAccount, SandboxProcess, same_secret
 from tests.provider.conftest import checked, configured
@@ -123,3 +129,27 @@ def test_replacement_without_room_fails_at_preview_unless_deleting_first(
     plan = provider.diff(ours.id, ours.outs or {}, first)
     assert plan.replaces == ["keepers"] and plan.delete_before_replace is True
     assert len(exchange_keys()) == 29
+
+
+def test_a_key_knows_its_account_and_another_accounts_provider_refuses_to_touch_it(
+    provider: MarginSpecialKeyProvider, sandbox: SandboxProcess, account: SandboxAccount,
+    exchange_keys: Callable[[], list[dict[str, Any]]],
+) -> None:
+    """The demo-takeover scenario: a state pointed at another account (the sandbox's, say) must
+    not call the real keys gone, nor delete anything, nor plan as if they were its own."""
+    made = provider.create(checked(provider, api_name="real"))
+    outs = dict(made.outs or {})
+    assert isinstance(outs["account_uid"], int)
+    elsewhere = configured(sandbox.base_url, sandbox.create_account("ED25519"))
+    for attempt in (lambda: elsewhere.read(made.id, outs),
+                    lambda: elsewhere.delete(made.id, outs),
+                    lambda: elsewhere.diff(made.id, outs, {**outs, "ip_whitelist": ["10.0.0.2"]})):
+        with pytest.raises(AccountMismatch, match=f"made on Binance account uid {outs['account_uid']}"):
+            attempt()
+    assert [k["apiKey"] for k in exchange_keys()] == [made.id]
+    # A provider of the same account (a later run, or the provider's own key rotated: the uid is
+    # the account's, not the key's) reads and deletes it as usual.
+    again = configured(sandbox.base_url, account)
+    assert again.read(made.id, outs).id == made.id
+    again.delete(made.id, outs)
+    assert exchange_keys() == []

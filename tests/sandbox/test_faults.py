@@ -98,6 +98,25 @@ def test_request_log_counts_per_endpoint_without_parameters(faulty: tuple[Sandbo
 
 
 def test_bad_fault_rule_is_refused(sandbox: SandboxProcess) -> None:
+    token = (sandbox.data_dir / "admin-token").read_text().strip()
     response = requests.post(f"{sandbox.base_url}/admin/faults", json={"action": "explode", "path": "/"},
-                             timeout=5)
+                             headers={"X-Sandbox-Admin-Token": token}, timeout=5)
     assert response.status_code == 400
+
+
+def test_the_admin_interface_refuses_a_web_page_on_this_machine(sandbox: SandboxProcess) -> None:
+    """CSRF and DNS rebinding: a page's cross-origin text/plain POST, a foreign Host, no token."""
+    url = f"{sandbox.base_url}/admin/clock"
+    token = (sandbox.data_dir / "admin-token").read_text().strip()
+    page = requests.post(url, data='{"skewMs": 99999}', timeout=5,
+                         headers={"Content-Type": "text/plain", "Origin": "https://evil.example"})
+    rebound = requests.post(url, json={"skewMs": 99999}, timeout=5,
+                            headers={"Host": "evil.example", "X-Sandbox-Admin-Token": token})
+    plain = requests.post(url, data='{"skewMs": 99999}', timeout=5,
+                          headers={"Content-Type": "text/plain", "X-Sandbox-Admin-Token": token})
+    read = requests.get(f"{sandbox.base_url}/admin/keys", timeout=5)
+    assert [r.status_code for r in (page, rebound, plain, read)] == [403, 403, 415, 403]
+    assert sandbox.admin("GET", "state")["skewMs"] == 0
+    assert (sandbox.data_dir / "admin-token").stat().st_mode & 0o077 == 0
+    assert (sandbox.data_dir / "exchange.sqlite3").stat().st_mode & 0o077 == 0
+    assert sandbox.data_dir.stat().st_mode & 0o077 == 0

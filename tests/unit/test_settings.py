@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
@@ -91,3 +93,51 @@ def test_an_hmac_secret_given_as_private_key_gets_the_hint_to_use_secret_key() -
     config = {"binance:apiKey": "K" * 64, "binance:privateKey": "s" * 64}
     with pytest.raises(ConfigurationError, match="looks like an HMAC secret: set it as binance:secretKey"):
         read_settings(config.get, {})
+
+
+@pytest.mark.parametrize("url", ["https://api.binance.com.evil.example", "https://evil.example",
+                                 "https://binance.com", "https://api.binance.co"])
+def test_a_base_url_that_is_not_binance_is_refused_unless_the_environment_names_it(url: str) -> None:
+    from providers.binance.errors import ConfigurationError
+    from providers.settings import read_settings, unusual_endpoint
+
+    config = {"binance:apiKey": "K" * 64, "binance:secretKey": "s" * 64, "binance:baseUrl": url}
+    with pytest.raises(ConfigurationError, match="not one of Binance's documented API hosts"):
+        read_settings(config.get, {})
+    # Stack config cannot name the override: only the run's environment can.
+    config["binance:allowBaseUrl"] = url
+    with pytest.raises(ConfigurationError):
+        read_settings(config.get, {})
+    settings = read_settings(config.get, {"BINANCE_ALLOW_BASE_URL": url})
+    assert settings.base_url == url and unusual_endpoint(url, {"BINANCE_ALLOW_BASE_URL": url})
+
+
+def test_binance_hosts_and_a_loopback_sandbox_need_no_override() -> None:
+    from providers.settings import read_settings
+
+    for url in ("https://api.binance.com", "https://api3.binance.com", "http://127.0.0.1:8080"):
+        config = {"binance:apiKey": "K" * 64, "binance:secretKey": "s" * 64, "binance:baseUrl": url}
+        assert read_settings(config.get, {}).base_url == url
+
+
+def test_the_environment_redirects_no_trust_unless_the_settings_say_so(monkeypatch: Any) -> None:
+    from providers.settings import make_client, read_settings
+
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/nonexistent/ca.pem")
+    config = {"binance:apiKey": "K" * 64, "binance:secretKey": "s" * 64}
+    assert make_client(read_settings(config.get, {}))._session().trust_env is False
+    config["binance:useEnvironmentProxy"] = "true"
+    assert make_client(read_settings(config.get, {}))._session().trust_env is True
+
+
+def test_the_provider_fingerprint_changes_with_host_key_or_key_type_only() -> None:
+    from providers.settings import provider_fingerprint
+
+    base = {"binance:apiKey": "K" * 64, "binance:secretKey": "s" * 64}
+    first = provider_fingerprint(base.get, {})
+    assert first == provider_fingerprint({**base, "binance:secretKey": "t" * 64}.get, {})
+    assert first != provider_fingerprint({**base, "binance:apiKey": "L" * 64}.get, {})
+    assert first != provider_fingerprint({**base, "binance:baseUrl": "http://127.0.0.1:1"}.get, {})
+    assert first != provider_fingerprint({"binance:apiKey": "K" * 64, "binance:privateKey": "x"}.get, {})
+    assert first is not None and "K" * 8 not in first

@@ -183,8 +183,16 @@ def test_rotation_by_age() -> None:
     assert plan_diff(old, news(rotate_after_days=60), now_ms=1_000_000 + day).replaces == []
 
 
-ipv4 = st.ip_addresses(v=4).filter(lambda a: str(a) != "0.0.0.0")
-ips = st.lists(st.one_of(ipv4, st.ip_addresses(v=6)), max_size=30)
+def usable(address: Any) -> bool:
+    """An address a trading server can call from (the others are refused, tested above)."""
+    if getattr(address, "ipv4_mapped", None) is not None:
+        return False  # normalized to its IPv4 form: tested above
+    return not (address.is_unspecified or address.is_loopback or address.is_link_local
+                or address.is_multicast or address.is_reserved or str(address) == "255.255.255.255")
+
+
+ipv4 = st.ip_addresses(v=4).filter(usable)
+ips = st.lists(st.one_of(ipv4, st.ip_addresses(v=6).filter(usable)), max_size=30)
 
 
 @given(ips, st.randoms())
@@ -234,3 +242,17 @@ def test_a_refused_key_type_adds_no_second_guess_about_other_fields() -> None:
     found = failures(key_type="DSA", permission_mode="READ", rsa_bits=2048)
     assert list(found) == ["key_type"] or set(found) == {"key_type", "ip_whitelist"}
     assert "None" not in " ".join(found.values())
+
+
+@pytest.mark.parametrize(("entry", "words"), [
+    ("::", "allowAnyIp"), ("::ffff:0.0.0.0", "allowAnyIp"), ("127.0.0.1", "loopback"),
+    ("::1", "loopback"), ("169.254.1.1", "link-local"), ("fe80::1", "link-local"),
+    ("224.0.0.1", "multicast"), ("255.255.255.255", "broadcast"), ("240.0.0.1", "reserved"),
+])
+def test_addresses_no_trading_server_can_have_are_refused_with_the_reason(entry: str, words: str) -> None:
+    assert words in failures(ip_whitelist=[entry])["ip_whitelist"]
+
+
+def test_an_ipv4_mapped_address_is_the_ipv4_address() -> None:
+    inputs, found = check_inputs({"api_name": "d", "ip_whitelist": ["::ffff:203.0.113.10"]})
+    assert found == [] and inputs["ip_whitelist"] == ["203.0.113.10"]
