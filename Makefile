@@ -13,7 +13,7 @@ export PULUMI_SKIP_UPDATE_CHECK := true
 export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION := true
 export PULUMI_HOME ?= $(CURDIR)/.tools/pulumi-home
 
-.PHONY: help venv engine lint unit sandbox-tests e2e proof test demo demo-destroy bench clean
+.PHONY: help venv lock engine lint unit sandbox-tests e2e proof test demo demo-destroy bench clean
 
 help:
 	@echo "make demo          special keys on the embedded sandbox exchange, by the real Pulumi engine"
@@ -24,11 +24,20 @@ help:
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml requirements.txt
+# Every install is hash-locked (requirements-dev.lock, pip included); the project itself goes in
+# editable, with nothing more. `make lock` regenerates the locks from the *.in files.
+$(VENV)/.installed: pyproject.toml requirements-dev.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements-dev.lock
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
+
+lock: venv
+	$(PY) -m pip install --quiet --disable-pip-version-check pip-tools
+	$(VENV)/bin/pip-compile -q --generate-hashes --allow-unsafe --strip-extras --no-header \
+	  --no-emit-find-links -o requirements.lock requirements.in
+	$(VENV)/bin/pip-compile -q --generate-hashes --allow-unsafe --strip-extras --no-header \
+	  --no-emit-find-links -o requirements-dev.lock requirements-dev.in
 
 engine: venv
 	bash tools/setup-engine.sh

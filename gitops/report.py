@@ -52,7 +52,11 @@ def _status(result: StackResult) -> str:
     if result.operation == "drift":
         return "⚠️ drift" if result.drifted else "✅ in sync"
     if result.operation == "orphans":
-        return f"⚠️ {len(result.orphans)} orphan(s)" if result.orphans else "✅ none"
+        if not result.orphans:
+            return "✅ none"
+        mine = sum(1 for o in result.orphans if o.get("verdict") == "orphan")
+        others = len(result.orphans) - mine
+        return f"⚠️ {mine} orphan(s)" + (f", {others} not this stack's" if others else "")
     return "✅ changes" if result.changed else "✅ no changes"
 
 

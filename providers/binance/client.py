@@ -32,6 +32,7 @@ from .errors import (
 from .signing import Signer
 
 NO_IP = "0.0.0.0"
+MAX_ANSWER_BYTES = 4 * 1024 * 1024
 USER_AGENT = "margin-special-keys/0.1"
 
 
@@ -355,6 +356,32 @@ class BinanceClient:
                     raise
                 self._sleep(self.retry.backoff_seconds * attempt)
 
+    def _read_body(self, response: Any, deadline: float, operation: str) -> None:
+        """The whole answer within the call's deadline: the socket timeout bounds each read, not
+        a server that trickles its body a byte at a time."""
+        from urllib3.exceptions import HTTPError as TransportError
+
+        body = bytearray()
+        try:
+            while True:
+                if time.monotonic() > deadline:
+                    raise OutcomeUnknown(
+                        f"{operation}: the answer from {self.base_url} did not arrive within"
+                        f" {self.timeout_seconds:g}s; the outcome is unknown")
+                chunk = response.raw.read1(65536, decode_content=True)
+                if not chunk:
+                    break
+                body += chunk
+                if len(body) > MAX_ANSWER_BYTES:
+                    raise MalformedAnswer(f"{operation}: the answer is larger than any Binance sends")
+        except TransportError as exc:
+            raise OutcomeUnknown(
+                f"{operation}: the answer from {self.base_url} broke off ({type(exc).__name__});"
+                " the outcome is unknown") from None
+        finally:
+            response.close()
+        response._content = bytes(body)  # what response.json() and .text read
+
     def signed_query(self, params: dict[str, Any]) -> str:
         """The query string as sent: parameters, recvWindow, timestamp, then the signature over
         exactly the bytes before it (percent-encoded once, form style, before signing)."""
@@ -380,10 +407,12 @@ class BinanceClient:
             url = f"{url}?{self.signed_query(params)}"
             headers["X-MBX-APIKEY"] = self._api_key
         try:
+            deadline = time.monotonic() + self.timeout_seconds
             response = self._session().request(
                 method, url, headers=headers, timeout=self.timeout_seconds,
-                allow_redirects=False,
+                allow_redirects=False, stream=True,
             )
+            self._read_body(response, deadline, operation)
         # `from None` throughout: the message says what happened; urllib3's chain adds nothing a
         # person can act on, and a chained traceback is what fills a CI log.
         except requests.exceptions.ConnectTimeout:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, cast
@@ -34,6 +35,7 @@ class Recorder(BaseHTTPRequestHandler):
     seen: list[dict[str, Any]] = []
     raw_answer: bytes | None = None  # answer this, with 200, instead of the success shape
     retry_after: str | None = None  # answer 429 with this Retry-After instead
+    trickle: float | None = None  # send the body a byte at a time, this many seconds apart
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
         return
@@ -58,7 +60,16 @@ class Recorder(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
-        self.wfile.write(data)
+        if self.trickle is None:
+            self.wfile.write(data)
+            return
+        for i in range(len(data)):
+            try:
+                self.wfile.write(data[i:i + 1])
+                self.wfile.flush()
+            except OSError:
+                return
+            time.sleep(self.trickle)
 
     do_GET = do_POST = do_PUT = do_DELETE = _serve
 
@@ -165,3 +176,17 @@ def test_retry_after_is_at_least_a_second_and_attempts_are_capped(
     with pytest.raises(RateLimited):
         client.list_special_keys(None)
     assert len(seen) == 5 and waits == [1.0] * 4
+
+
+@pytest.mark.parametrize("recorder", [{"trickle": 0.2}], indirect=True)
+def test_a_server_that_trickles_its_answer_cannot_hold_a_call_past_its_deadline(
+    recorder: tuple[str, list[dict[str, Any]]],
+) -> None:
+    """Each byte arrives well within the 1 s socket timeout, the whole answer never does."""
+    url, seen = recorder
+    client = BinanceClient(url, "K" * 64, HmacSigner(SECRET), timeout_seconds=1,
+                           sleep=lambda _: None)
+    started = time.monotonic()
+    with pytest.raises(OutcomeUnknown, match="did not arrive within 1s"):
+        client.create_special_key("desk", None, ["10.0.0.1"], PUBLIC_PEM, None)
+    assert time.monotonic() - started < 3 and len(seen) == 1  # about the deadline, not 12 s
