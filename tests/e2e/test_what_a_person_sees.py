@@ -38,12 +38,13 @@ def test_an_unreachable_exchange_gives_one_short_message_per_key(
     assert "During handling of the above exception" not in output
     assert "signature=" not in output and "timestamp=" not in output
     assert len(output.splitlines()) < 120, output
-    # Each traceback's last line is our message.
+    # Each failed key's traceback ends in our message. (Which keys fail depends on how far the
+    # engine gets: the first request of the run, which account this is, may fail first.)
     blocks = diagnostics.split("Traceback (most recent call last):")[1:]
-    assert len(blocks) == len(KEYS)
+    assert 1 <= len(blocks) <= len(KEYS)
     for block in blocks:
         last = [ln for ln in block.split("\n\n", 1)[0].splitlines() if ln.strip()][-1]
-        assert "NotSent: edit special key IPs: could not connect to http://127.0.0.1" in last
+        assert "NotSent: " in last and "could not connect to http://127.0.0.1" in last
         assert last.rstrip().endswith("(nothing was sent)")
 
 
