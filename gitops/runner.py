@@ -186,8 +186,7 @@ class Events:
                 continue
             text = lines[-1]
             # A provider's exception arrives as "Type: message": keep the message.
-            text = re.sub(r"^[A-Za-z_.]*(Error|Exception|Unknown|Mismatch|Name|Limit|Missing|Sent):\s+", "",
-                          text)
+            text = re.sub(r"^(?:[A-Za-z_]\w*\.)*[A-Z]\w*:\s+", "", text)
             if text not in found:
                 found.append(text)
         return found

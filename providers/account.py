@@ -104,6 +104,7 @@ class AccountKeys:
         self._reserved: set[str] = set()
         self._needs_no_room: set[str] = set()  # delete-first replacements
         self._uid: int | None = None
+        self._uid_lock = threading.Lock()
 
     # --- listings ---
 
@@ -154,15 +155,13 @@ class AccountKeys:
     # --- which account this is ---
 
     def uid(self) -> int | None:
-        """The account's uid, as the exchange says (once per process): provider-key rotation on
-        the same account keeps it; pointing the provider at another account changes it."""
-        with self._lock:
-            if self._uid is not None:
-                return self._uid
-        uid = self.client.account_uid()
-        with self._lock:
-            self._uid = uid
-        return uid
+        """The account's uid, as the exchange says (once per process; concurrent callers share
+        one request): provider-key rotation on the same account keeps it; pointing the provider
+        at another account changes it."""
+        with self._uid_lock:
+            if self._uid is None:
+                self._uid = self.client.account_uid()
+            return self._uid
 
     def require_same_account(self, expected: Any, what: str) -> None:
         """Refuse to act on a key recorded on another account than the provider's."""

@@ -38,12 +38,16 @@ def test_two_ups_on_one_stack_one_is_refused_by_the_lock(
     project.destroy()
 
 
+KEYS_PER_STACK = 22
+
+
 @pytest.fixture
 def limited_sandbox(tmp_path: Path) -> Iterator[SandboxProcess]:
-    # 10 of weight per endpoint per minute per account: one Query Isolated Margin Account Info
-    # (weight 10), which the room count sends once per run; every stack below sends it twice (the
-    # runner's preview gate, then the up), so each goes past the limit and must wait it out.
-    process = SandboxProcess(tmp_path / "limited", uid_weight_limit=10)
+    # 20 of weight per endpoint per minute per account: enough for a run's one GET /api/v3/account
+    # (weight 20: which account this is) and two Query Isolated Margin Account Info (weight 10:
+    # the preview gate's and the up's room count), not for the 22 creates of each stack below,
+    # which go past the limit and must wait it out.
+    process = SandboxProcess(tmp_path / "limited", uid_weight_limit=20)
     yield process
     process.stop()
 
@@ -58,7 +62,7 @@ def test_runner_over_many_stacks_under_the_rate_limit_applies_every_stack(
     for stack in stacks:
         accounts.append(sandbox.create_account("ED25519"))
         stack.use_account(sandbox.base_url, accounts[-1])
-        stack.set_keys([{"name": f"k{i}", "ipWhitelist": ["10.0.0.1"]} for i in range(5)])
+        stack.set_keys([{"name": f"k{i}", "ipWhitelist": ["10.0.0.1"]} for i in range(KEYS_PER_STACK)])
     out = tmp_path / "summary.json"
     # The sandbox counts weight per calendar minute, as Binance does: start early in a minute, so
     # the burst cannot straddle two windows and slip under the limit.
@@ -74,6 +78,7 @@ def test_runner_over_many_stacks_under_the_rate_limit_applies_every_stack(
     throttled = sum(1 for r in sandbox.requests_log() if r["status"] == 429)
     assert throttled > 0  # the limit was really hit, and waited out
     for stack, acct in zip(stacks, accounts, strict=True):
-        assert agreement(stack, sandbox, acct) == {"exchange": 5, "state": 5, "agree": True, "duplicates": 0}
-    report("contention", case="runner over 4 stacks at 10 weight/min", outcome="all applied",
+        assert agreement(stack, sandbox, acct) == {
+            "exchange": KEYS_PER_STACK, "state": KEYS_PER_STACK, "agree": True, "duplicates": 0}
+    report("contention", case="runner over 4 stacks at 20 weight/min", outcome="all applied",
            throttled=throttled)
