@@ -199,10 +199,28 @@ def _counts(steps: list[dict[str, Any]]) -> dict[str, int]:
     return counts
 
 
+def _parent(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def _has_engine_ancestor(pid: int) -> bool:
+    """Whether a `pulumi` CLI process (the engine) is among the process's ancestors. Between
+    them stands the launcher script `pulumi-resource-pulumi-python`, which outlives the engine."""
+    for _ in range(8):
+        pid = _parent(pid)
+        if pid <= 1:
+            return False
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        if argv and Path(argv[0].decode(errors="replace")).name == "pulumi":
+            return True
+    return False
+
+
 def end_dynamic_providers(project_dir: Path) -> int:
-    """End `python -m pulumi.dynamic` processes left running in this project (Pulumi's dynamic
-    provider host has no watchdog: after a killed engine it keeps listening on loopback, with the
-    provider's credentials loaded). Only this user's, only this project's."""
+    """End `python -m pulumi.dynamic` processes that killed runs left in this project (Pulumi's
+    dynamic provider host has no watchdog: after its engine is killed it keeps listening on
+    loopback, with the provider's credentials loaded), and their launcher. Only this user's,
+    only this project's, only those whose engine is gone."""
     import signal
 
     ended = 0
@@ -212,23 +230,26 @@ def end_dynamic_providers(project_dir: Path) -> int:
     for entry in proc_root.iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
+        pid = int(entry.name)
         try:
             if entry.stat().st_uid != os.getuid():
                 continue
-            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
-            if b"pulumi.dynamic" not in cmdline or os.readlink(entry / "cwd") != str(project_dir):
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            if b"pulumi.dynamic" not in argv or os.readlink(entry / "cwd") != str(project_dir):
                 continue
-            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            if _has_engine_ancestor(pid):
+                continue  # a run in progress
+            launcher = _parent(pid)
+            launcher_argv = Path(f"/proc/{launcher}/cmdline").read_bytes()
         except (OSError, ValueError, IndexError):
             continue
-        if parent == 1 or not Path(f"/proc/{parent}/cmdline").exists() or b"pulumi" not in Path(
-                f"/proc/{parent}/cmdline").read_bytes():
-            # Orphaned (its engine is gone): end it. Only it: its process group may be ours.
+        # Only these processes: their process group may be ours.
+        for victim in (pid, launcher) if b"pulumi-resource-pulumi-python" in launcher_argv else (pid,):
             try:
-                os.kill(int(entry.name), signal.SIGTERM)
+                os.kill(victim, signal.SIGTERM)
             except OSError:
                 continue
-            ended += 1
+        ended += 1
     return ended
 
 
