@@ -2,7 +2,7 @@
 
 Each error carries the Binance code, the message and the HTTP status it travels with. Where
 Binance documents the code and message we use them word for word; where it documents only a label
-(UNSUPPORTED_OPERATION, Forbidden) we use the closest documented code and say so.
+(UNSUPPORTED_OPERATION) we use the closest documented code and say so.
 """
 
 from __future__ import annotations
@@ -31,11 +31,6 @@ def unknown_error(msg: str = "An unknown error occurred while processing the req
 def unsupported_operation(msg: str) -> ExchangeError:
     # Binance labels this UNSUPPORTED_OPERATION; -1020 is the documented code of that label.
     return ExchangeError(-1020, f"UNSUPPORTED_OPERATION: {msg}")
-
-
-def forbidden(msg: str) -> ExchangeError:
-    # Binance labels this Forbidden without a documented code; -1002 is "not authorized".
-    return ExchangeError(-1002, f"Forbidden: {msg}", status=403)
 
 
 def too_many_requests(limit: int) -> ExchangeError:

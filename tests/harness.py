@@ -17,7 +17,6 @@ from sandbox.process import SandboxProcess as _SandboxProcess
 __all__ = ["ROOT", "TOOLS_BIN", "PulumiProject", "Run", "SandboxAccount", "SandboxProcess",
            "ensure_engine", "same_secret", "TEST_IPS", "UNKNOWN_OUTCOME_FAULTS"]
 
-VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
 TEST_IPS = ["198.51.100.7"]  # a documentation address (RFC 5737): the whitelist of test keys
 
 # Sandbox fault rules for the four ways a request's outcome goes wrong, shared by every level.
