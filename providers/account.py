@@ -126,8 +126,10 @@ class AccountKeys:
                 or (listed_after is not None and current.listed_at < listed_after)
             )
             if stale:
+                # Stamped with when the request left, not when it came back: the list shows the
+                # exchange as of some moment after `now`, never a later one.
                 listed = {k.api_key: k for k in self.client.list_special_keys(scope)}
-                current = _Listing(listed, self._clock())
+                current = _Listing(listed, now)
                 with self._lock:
                     self._listings[scope] = current
             assert current is not None
@@ -240,17 +242,19 @@ class AccountKeys:
             )
         before = set(existing)
         for _ in range(CREATE_ATTEMPTS):
-            asked_at = self._clock()
             try:
                 created = self.client.create_special_key(
                     new.api_name, new.symbol, list(new.ips), new.public_key, new.permission_mode)
             except InvalidRequest as exc:
                 raise self._explain_refusal(exc, new) from None
             except OutcomeUnknown:
+                # Only a list taken after the failure came back shows what our request did: one
+                # taken while it was in flight (by a concurrent create) may not hold its key yet.
+                failed_at = self._clock()
                 with self._lock:
                     ours = set(self._made)
                 appeared = [
-                    k for k in self.listing(new.symbol, listed_after=asked_at).values()
+                    k for k in self.listing(new.symbol, listed_after=failed_at).values()
                     if k.api_key not in before and k.api_key not in ours and k.api_name == new.api_name
                 ]
             else:
@@ -328,9 +332,8 @@ class AccountKeys:
         Binance does not document whether edit-ip replaces the list or adds to it."""
         from .spec import held_ips
 
-        asked_at = self._clock()
         self.client.edit_ip(api_key, scope, list(declared))
-        held_key = self.listing(scope, listed_after=asked_at).get(api_key)
+        held_key = self.listing(scope, listed_after=self._clock()).get(api_key)
         if held_key is None:
             raise KeyMissing(
                 f"edit the IPs of {api_key[:8]}…: {scope_label(scope)} no longer lists it (deleted"
@@ -351,12 +354,11 @@ class AccountKeys:
     def delete(self, api_key: str, scope: Scope) -> None:
         """Delete by apiKey (by name, Binance deletes every key of that name). An error answer
         counts as done only when a fresh key list lacks the key."""
-        asked_at = self._clock()
         try:
             self.client.delete_special_key(api_key, scope)
         except BinanceAPIError as exc:
             if isinstance(exc, _NOT_ABOUT_THE_KEY):
                 raise
-            if api_key in self.listing(scope, listed_after=asked_at):
+            if api_key in self.listing(scope, listed_after=self._clock()):
                 raise
         self._record(scope, api_key, None)

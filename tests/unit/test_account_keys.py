@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 
@@ -36,6 +37,7 @@ class FakeClient:
     refuse_creates: bool = False
     unreachable: bool = False
     missing_key_code: bool = True  # delete of an unknown key: -2008, or 200 {} when False
+    during_create: Any = None  # called while a create is in flight, before the exchange acts
     calls: list[str] = field(default_factory=list)
     _ids: itertools.count[int] = field(default_factory=itertools.count)
 
@@ -56,6 +58,9 @@ class FakeClient:
             raise NotSent("create special key: could not connect (nothing was sent)")
         if self.refuse_creates:
             raise InvalidRequest(400, -3026, "Your input param is invalid.", "create special key")
+        if self.during_create is not None:
+            hook, self.during_create = self.during_create, None
+            hook()
         if self.fail_creates_before:
             self.fail_creates_before -= 1
             raise OutcomeUnknown("create special key: HTTP 503; the outcome is unknown")
@@ -210,3 +215,16 @@ def test_a_refused_create_is_explained_by_our_own_count_not_the_message() -> Non
     client = FakeClient(refuse_creates=True)
     with pytest.raises(InvalidRequest):  # room enough: the exchange's own words stand
         account(client).create(ED)
+
+
+def test_a_list_taken_while_the_lost_create_was_in_flight_does_not_hide_its_key() -> None:
+    """The race the fault matrix found: a concurrent create lists the scope while ours is in
+    flight; our answer is then lost. Reconciling from that older list would miss our key and make
+    a second one."""
+    client = FakeClient(lose_creates=1)
+    keys = account(client)
+    keys.listing(None)
+    client.during_create = lambda: keys.listing(None, max_age_s=0.0)  # a concurrent reader
+    created = keys.create(ED)
+    assert list(client.keys[None]) == [created.api_key]  # one key, ours, no duplicate
+    assert client.calls.count("create desk") == 1
