@@ -1,6 +1,6 @@
 # Source this to use the project's engine by hand, as `make` does:
 #   source tools/env.sh && pulumi stack ls
-# It sets no passphrase: for the demo stack, prefix commands with
+# It sets no passphrase: for the demo stack (sandbox-demo, backend .state/), prefix commands with
 #   PULUMI_CONFIG_PASSPHRASE=demo-passphrase-for-the-local-sandbox-only
 # and for your own stacks use your own passphrase or secrets provider.
 _root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
