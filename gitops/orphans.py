@@ -33,9 +33,23 @@ class StackKeys:
     pending: set[tuple[str, str | None]] = field(default_factory=set)  # pending creates
 
 
+def declared_keys(config: dict[str, str]) -> list[tuple[str, str | None, bool]]:
+    """(apiName, symbol, adopted) of each key a stack's config declares (its values as
+    `pulumi config --json` gives them: structured ones as JSON text)."""
+    from providers.stack_config import parse_keys
+
+    raw_keys = config.get("margin-special-keys:keys")
+    raw_defaults = config.get("margin-special-keys:defaultIpWhitelist")
+    return [
+        (str(k.args["api_name"]), str(k.args["symbol"]).upper() if k.args.get("symbol") else None,
+         bool(k.args.get("adopt_api_key")))
+        for k in parse_keys(json.loads(raw_keys) if raw_keys else None,
+                            json.loads(raw_defaults) if raw_defaults else None)
+    ]
+
+
 def read_stack(name: str, stack: Any) -> StackKeys:
     from providers.settings import read_settings
-    from providers.stack_config import parse_keys
 
     config = {k: v.value for k, v in stack.get_all_config().items()}
     settings = read_settings(config.get, os.environ)
@@ -50,13 +64,7 @@ def read_stack(name: str, stack: Any) -> StackKeys:
         if operation.get("type") == "creating" and str(resource.get("type", "")).endswith(
                 "MarginSpecialKey") and isinstance(inputs.get("api_name"), str):
             found.pending.add((inputs["api_name"], inputs.get("symbol") or None))
-    raw_keys = config.get("margin-special-keys:keys")
-    raw_defaults = config.get("margin-special-keys:defaultIpWhitelist")
-    declared = parse_keys(json.loads(raw_keys) if raw_keys else None,
-                          json.loads(raw_defaults) if raw_defaults else None)
-    for key in declared:
-        symbol = key.args.get("symbol")
-        found.declared.add((str(key.args["api_name"]), str(symbol).upper() if symbol else None))
+    found.declared = {(api_name, symbol) for api_name, symbol, _ in declared_keys(config)}
     return found
 
 

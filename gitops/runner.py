@@ -339,10 +339,7 @@ def run(project_dir: Path, operation: str, stacks: list[str], parallel: int) -> 
 def preflight(project_dir: Path, name: str, record: Path | None = None) -> list[Any]:
     """The read-only preflight of one stack's account (gitops/preflight.py); with `record`, every
     raw answer is written there, redacted."""
-    import json
-
     from providers.settings import make_client, read_settings
-    from providers.stack_config import parse_keys
 
     from . import preflight as checks
 
@@ -354,14 +351,7 @@ def preflight(project_dir: Path, name: str, record: Path | None = None) -> list[
         secrets = [v for k, v in config.items() if k.startswith("binance:") and v]
         recorder = checks.Recorder(record / name, [settings.api_key, *secrets])
     client = make_client(settings, observer=recorder)
-    raw_keys = config.get("margin-special-keys:keys")
-    raw_defaults = config.get("margin-special-keys:defaultIpWhitelist")
-    declared = [
-        (str(k.args["api_name"]), str(k.args["symbol"]).upper() if k.args.get("symbol") else None,
-         bool(k.args.get("adopt_api_key")))
-        for k in parse_keys(json.loads(raw_keys) if raw_keys else None,
-                            json.loads(raw_defaults) if raw_defaults else None)
-    ]
+    declared = orphans.declared_keys(config)
     return checks.run_preflight(client, other_api_keys=settings.other_api_keys,
                                 recv_window_ms=settings.recv_window_ms, declared=declared)
 
