@@ -1,78 +1,9 @@
-"""The program: this stack's config -> one MarginSpecialKey per declared key, and the exports.
+"""This repository's stack program: the keys each stack's config declares (margin_special_keys.program).
 
-Config (`pulumi config set --path ...`):
-  margin-special-keys:keys               list of key specs (see README, "Declaring keys")
-  margin-special-keys:defaultIpWhitelist addresses merged into every key's ipWhitelist
-  binance:apiKey / binance:privateKey or binance:secretKey / binance:baseUrl  (provider)
+An infra repo that depends on the package has the same two lines (README, "Use it from your own
+infra repo"); or declares `MarginSpecialKey` resources in a program of its own.
 """
 
-import functools
-from typing import Any
+from margin_special_keys.program import main
 
-import pulumi
-
-from providers import MarginSpecialKey
-from providers.stack_config import StackConfigError, parse_keys, plaintext_secrets
-
-config = pulumi.Config()
-try:
-    raw_keys = config.get_object("keys")
-    leaked = plaintext_secrets(pulumi.runtime.get_config, pulumi.runtime.is_config_secret, raw_keys)
-    try:
-        declared = parse_keys(raw_keys, config.get_object("defaultIpWhitelist"))
-    except StackConfigError as exc:
-        raise StackConfigError(leaked + exc.problems) from None
-    if leaked:
-        raise StackConfigError(leaked)
-except StackConfigError as exc:
-    raise pulumi.RunError(str(exc)) from None
-
-resources = {
-    key.name: MarginSpecialKey(
-        key.name,
-        **key.args,
-        opts=pulumi.ResourceOptions(
-            delete_before_replace=key.options.get("delete_before_replace"),
-            protect=key.options.get("protect"),
-        ),
-    )
-    for key in declared
-}
-
-
-
-def exported(outputs: list[Any], symbol: str | None) -> dict[str, Any]:
-    return {"apiKey": outputs[0], "keyType": outputs[1], "symbol": symbol,
-            "ipWhitelist": outputs[2]}
-
-
-# The symbol as declared, not as an output: a cross margin key has no `symbol` output, and an
-# absent output is unknown during preview, which would show every no-change preview as `~ keys`.
-symbols = {key.name: str(key.args["symbol"]).strip().upper() if key.args.get("symbol") else None
-           for key in declared}
-pulumi.export(
-    "keys",
-    {
-        name: pulumi.Output.all(r.api_key, r.key_type, r.ip_whitelist).apply(
-            functools.partial(exported, symbol=symbols[name]))
-        for name, r in resources.items()
-    },
-)
-
-
-def credentials_of(outputs: list[Any]) -> dict[str, str]:
-    return {k: x for k, x in {"apiKey": outputs[0], "privateKey": outputs[1],
-                              "secretKey": outputs[2]}.items() if x is not None}
-
-
-credentials: dict[str, pulumi.Output[dict[str, str]]] = {
-    name: pulumi.Output.secret(
-        pulumi.Output.all(r.api_key, r.private_key, r.secret_key).apply(credentials_of))
-    for name, r in resources.items()
-}
-# One secret output per key, so a trading system's StackReference takes only its own:
-# `StackReference(...).get_output("credentials-<name>")`.
-for name, secret in credentials.items():
-    pulumi.export(f"credentials-{name}", secret)
-# Every key in one output: kept for compatibility with consumers written before the above.
-pulumi.export("credentials", pulumi.Output.secret(credentials))
+main()

@@ -24,9 +24,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gitops.engine import NOOP_PROGRAM, PulumiProject  # noqa: E402
-from sandbox.process import SandboxProcess  # noqa: E402
-from sandbox.wire import Wire  # noqa: E402
+from margin_special_keys.gitops.engine import NOOP_PROGRAM, PulumiProject  # noqa: E402
+from margin_special_keys.sandbox.process import SandboxProcess  # noqa: E402
+from margin_special_keys.sandbox.wire import Wire  # noqa: E402
 from tools.machine import describe_machine  # noqa: E402
 
 REPEATS = int(os.environ.get("BENCH_REPEATS", "5"))

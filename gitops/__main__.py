@@ -1,7 +1,7 @@
-"""python -m gitops {preview,up,refresh,drift,orphans} [--stacks a,b] [--parallel N]
+"""python -m margin_special_keys.gitops {preview,up,refresh,drift,orphans} [--stacks a,b] [--parallel N]
                    [--markdown FILE] [--json FILE] [--project DIR] [--delete]
-python -m gitops exit-special-key-mode --stacks ONE [--yes]
-python -m gitops preflight [--stacks a,b] [--record DIR]
+python -m margin_special_keys.gitops exit-special-key-mode --stacks ONE [--yes]
+python -m margin_special_keys.gitops preflight [--stacks a,b] [--record DIR]
 
 `orphans` lists the special keys on the stacks' accounts that no stack's state holds: orphans
 (a stack provably made them: a pending create or a declared name, after a killed run), another
@@ -42,7 +42,7 @@ def _ask(what: str) -> bool:
 
 
 def _preflight(project: Path, stacks: list[str], args: argparse.Namespace) -> int:
-    from providers.binance.errors import BinanceError
+    from margin_special_keys.binance.errors import BinanceError
 
     from . import preflight as checks
     from .runner import StackUnavailable, preflight
@@ -64,7 +64,7 @@ def _preflight(project: Path, stacks: list[str], args: argparse.Namespace) -> in
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m gitops", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m margin_special_keys.gitops", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("operation", choices=(*OPERATIONS, "exit-special-key-mode", "preflight"))
     parser.add_argument("--stacks", help="comma-separated stack names (default: every stacks/*.yaml)")

@@ -36,10 +36,10 @@ class StackKeys:
 def declared_keys(config: dict[str, str]) -> list[tuple[str, str | None, bool]]:
     """(apiName, symbol, adopted) of each key a stack's config declares (its values as
     `pulumi config --json` gives them: structured ones as JSON text)."""
-    from providers.stack_config import parse_keys
+    from margin_special_keys.stack_config import CONFIG_NAMESPACE, parse_keys
 
-    raw_keys = config.get("margin-special-keys:keys")
-    raw_defaults = config.get("margin-special-keys:defaultIpWhitelist")
+    raw_keys = config.get(f"{CONFIG_NAMESPACE}:keys")
+    raw_defaults = config.get(f"{CONFIG_NAMESPACE}:defaultIpWhitelist")
     return [
         (str(k.args["api_name"]), str(k.args["symbol"]).upper() if k.args.get("symbol") else None,
          bool(k.args.get("adopt_api_key")))
@@ -49,7 +49,7 @@ def declared_keys(config: dict[str, str]) -> list[tuple[str, str | None, bool]]:
 
 
 def read_stack(name: str, stack: Any) -> StackKeys:
-    from providers.settings import read_settings
+    from margin_special_keys.settings import read_settings
 
     config = {k: v.value for k, v in stack.get_all_config().items()}
     settings = read_settings(config.get, os.environ)

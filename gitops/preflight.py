@@ -38,7 +38,7 @@ def run_preflight(client: Any, *, other_api_keys: int, recv_window_ms: int,
                   declared: list[tuple[str, str | None, bool]],
                   clock: Callable[[], float] = time.time) -> list[Row]:
     """`declared`: (apiName, symbol, adopted) of each key the stack declares."""
-    from providers.binance.errors import (
+    from margin_special_keys.binance.errors import (
         AuthenticationError,
         BinanceError,
         SignatureError,
@@ -193,7 +193,7 @@ class Recorder:
         query = "&".join(f"{k}={v}" for k, v in sorted(kept.items()))
         record = {
             "endpoint": f"{method} {path}" + (f"?{query}" if query else ""),
-            "source": "recorded by `python -m gitops preflight --record`",
+            "source": "recorded by `python -m margin_special_keys.gitops preflight --record`",
             "read": time.strftime("%Y-%m-%d", time.gmtime()),
             "status": status,
             "responses": [self._redact(body)],

@@ -143,7 +143,7 @@ class Events:
 
     def key_steps(self) -> list[dict[str, Any]]:
         """One entry per special key that changes (never the Stack or a provider resource)."""
-        from providers.fields import DIFF_FIELDS, PYTHON_TO_CONFIG
+        from margin_special_keys.fields import DIFF_FIELDS, PYTHON_TO_CONFIG
 
         steps: dict[str, dict[str, Any]] = {}
         for event in self.events:
@@ -306,7 +306,7 @@ def run_stack(project_dir: Path, name: str, operation: str) -> StackResult:
 
 def _account_client(stack: Any) -> Any:
     """A client signed with this stack's own provider credentials."""
-    from providers.settings import make_client, read_settings
+    from margin_special_keys.settings import make_client, read_settings
 
     config = {k: v.value for k, v in stack.get_all_config().items()}
     return make_client(read_settings(config.get, os.environ))
@@ -339,7 +339,7 @@ def run(project_dir: Path, operation: str, stacks: list[str], parallel: int) -> 
 def preflight(project_dir: Path, name: str, record: Path | None = None) -> list[Any]:
     """The read-only preflight of one stack's account (gitops/preflight.py); with `record`, every
     raw answer is written there, redacted."""
-    from providers.settings import make_client, read_settings
+    from margin_special_keys.settings import make_client, read_settings
 
     from . import preflight as checks
 

@@ -10,7 +10,7 @@ this table. A field's `role` says what a change of it does:
 - `adopt`:    how an existing key is taken over at create; never compared, never an output;
 - `output`:   computed by the provider.
 
-`python -m providers.fields` prints the README's table.
+`python -m margin_special_keys.fields` prints the README's table.
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """MarginSpecialKey: a Binance margin special key as a Pulumi dynamic resource.
 
 The provider is thin: validate (spec.py), plan (spec.py), call (binance/client.py), map the
-result. Its import path `providers.margin_special_key.MarginSpecialKeyProvider` is pickled by
-reference into every resource's state: moving or renaming it breaks refresh and destroy of
-existing stacks. It holds no state that is pickled; settings and the HTTP client live only in
-the provider process, created after `configure`.
+result. Its import path `margin_special_keys.margin_special_key.MarginSpecialKeyProvider` is
+pickled by reference into every resource's state (state_format.py): moving or renaming it breaks
+refresh and destroy of existing stacks. It holds no state that is pickled; settings and the HTTP
+client live only in the provider process, created after `configure`.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
-from . import fields, spec
+from . import fields, spec, state_format
 from .account import AccountKeys, NewKey
 from .binance.errors import BinanceError, ConfigurationError
 from .key_type import KeyType
@@ -145,7 +145,9 @@ class MarginSpecialKeyProvider(ResourceProvider):
                 f"replacing {_label(old)} ({', '.join(plan.replaces)})", delete_first=delete_first,
             )
         return DiffResult(
-            changes=plan.changed, replaces=plan.replaces,
+            # A state pickled by an earlier version's path: one update, nothing sent, rewrites it.
+            changes=plan.changed or state_format.pickled_module_is_legacy(olds),
+            replaces=plan.replaces,
             delete_before_replace=True if plan.replaces and delete_first else None,
         )
 

@@ -19,6 +19,8 @@ from . import fields, spec
 # camelCase config name -> resource keyword argument, and the resource options; from fields.py
 FIELDS = fields.CONFIG_NAMES
 OPTION_FIELDS = fields.OPTIONS
+# The program's config namespace, whatever a consuming project is called: the runner reads it too.
+CONFIG_NAMESPACE = "margin-special-keys"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 
 

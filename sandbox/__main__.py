@@ -1,11 +1,11 @@
 """Command line of the sandbox exchange.
 
-    python -m sandbox serve --data-dir DIR [--host 127.0.0.1] [--port N] [--uid-weight-limit N]
-                            [--dialect SWITCH=VALUE,...]
-    python -m sandbox account create --data-dir DIR [--type TYPE] [--key-type HMAC|RSA|ED25519]
-                                     [--isolated-symbols BTCUSDT,ETHUSDT] [--pem-out FILE]
-                                     [--restrictions enableSpotAndMarginTrading=false,...]
-    python -m sandbox keys --data-dir DIR
+    python -m margin_special_keys.sandbox serve --data-dir DIR [--host 127.0.0.1] [--port N]
+        [--uid-weight-limit N] [--dialect SWITCH=VALUE,...]
+    python -m margin_special_keys.sandbox account create --data-dir DIR [--type TYPE]
+        [--key-type HMAC|RSA|ED25519] [--isolated-symbols BTCUSDT,ETHUSDT] [--pem-out FILE]
+        [--restrictions enableSpotAndMarginTrading=false,...]
+    python -m margin_special_keys.sandbox keys --data-dir DIR
 """
 
 from __future__ import annotations
@@ -114,7 +114,7 @@ def _keys(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sandbox", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m margin_special_keys.sandbox", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
 

@@ -2,8 +2,8 @@
 
 Every switch names a behaviour the docs do not settle (docs/binance-conformance.md lists the
 sources). The default is the strictest plausible reading: the one a careless client would get
-wrong. `python -m sandbox serve --dialect edit-ip=append,missing-key=-2008` and the admin route
-`POST /admin/dialect` select others.
+wrong. `python -m margin_special_keys.sandbox serve --dialect edit-ip=append,missing-key=-2008`
+and the admin route `POST /admin/dialect` select others.
 """
 
 from __future__ import annotations

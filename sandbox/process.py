@@ -1,5 +1,6 @@
-"""A running sandbox exchange: start `python -m sandbox serve` on a loopback port, wait for its
-URL, talk to its admin interface, stop it. Shared by the demo, the benchmarks and the tests.
+"""A running sandbox exchange: start `python -m margin_special_keys.sandbox serve` on a loopback
+port, wait for its URL, talk to its admin interface, stop it. Shared by the demo, the benchmarks
+and the tests.
 
 It reads the exchange only through the admin interface, never through the client under test.
 """
@@ -41,7 +42,8 @@ def running_url(data_dir: Path) -> str | None:
 
 
 class SandboxProcess:
-    """`python -m sandbox serve` on loopback. `detached`: it outlives this process (the demo)."""
+    """`python -m margin_special_keys.sandbox serve` on loopback. `detached`: it outlives this
+    process (the demo)."""
 
     def __init__(self, data_dir: Path, uid_weight_limit: int | None = None,
                  max_api_keys: int | None = None, dialect: str = "", port: int | None = 0,
@@ -49,7 +51,7 @@ class SandboxProcess:
         self.data_dir = data_dir
         data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         (data_dir / "url").unlink(missing_ok=True)
-        args = [sys.executable, "-m", "sandbox", "serve", "--data-dir", str(data_dir)]
+        args = [sys.executable, "-m", "margin_special_keys.sandbox", "serve", "--data-dir", str(data_dir)]
         if port is not None:
             args += ["--port", str(port)]
         if uid_weight_limit is not None:
@@ -126,7 +128,8 @@ class SandboxProcess:
     def create_account(self, key_type: str = "ED25519", account_type: str = "CROSS_MARGIN_CLASSIC",
                        isolated_symbols: str = "BTCUSDT,ETHUSDT") -> SandboxAccount:
         out = subprocess.run(
-            [sys.executable, "-m", "sandbox", "account", "create", "--data-dir", str(self.data_dir),
+            [sys.executable, "-m", "margin_special_keys.sandbox",
+             "account", "create", "--data-dir", str(self.data_dir),
              "--key-type", key_type, "--type", account_type, "--isolated-symbols", isolated_symbols],
             cwd=ROOT, check=True, capture_output=True, text=True,
         )

@@ -8,11 +8,11 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from gitops.engine import ROOT, TOOLS_BIN, Run, ensure_engine
-from gitops.engine import PulumiProject as _PulumiProject
-from providers.binance.client import BinanceClient
-from sandbox.process import SandboxAccount
-from sandbox.process import SandboxProcess as _SandboxProcess
+from margin_special_keys.binance.client import BinanceClient
+from margin_special_keys.gitops.engine import ROOT, TOOLS_BIN, Run, ensure_engine
+from margin_special_keys.gitops.engine import PulumiProject as _PulumiProject
+from margin_special_keys.sandbox.process import SandboxAccount
+from margin_special_keys.sandbox.process import SandboxProcess as _SandboxProcess
 
 __all__ = ["ROOT", "TOOLS_BIN", "PulumiProject", "Run", "SandboxAccount", "SandboxProcess",
            "ensure_engine", "same_secret", "TEST_IPS", "UNKNOWN_OUTCOME_FAULTS"]
@@ -32,7 +32,7 @@ UNKNOWN_OUTCOME_FAULTS: dict[str, dict[str, Any]] = {
 class SandboxProcess(_SandboxProcess):
     def script_client(self, account: dict[str, str]) -> BinanceClient:
         """Someone's own script on this account, making or editing keys behind the stack's back."""
-        from providers.settings import make_client, read_settings
+        from margin_special_keys.settings import make_client, read_settings
 
         config = {"binance:apiKey": account["apiKey"], "binance:baseUrl": self.base_url}
         config.update({"binance:privateKey": account["privateKey"]} if "privateKey" in account

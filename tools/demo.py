@@ -22,8 +22,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gitops.engine import pulumi_environment  # noqa: E402
-from sandbox.process import SandboxProcess, running_url  # noqa: E402
+from margin_special_keys.gitops.engine import pulumi_environment  # noqa: E402
+from margin_special_keys.sandbox.process import SandboxProcess, running_url  # noqa: E402
 
 SANDBOX_DIR = ROOT / ".sandbox"
 STATE_DIR = ROOT / ".state"
@@ -77,7 +77,8 @@ def configure_stack(url: str) -> None:
     configured = pulumi("config", "get", "binance:apiKey", capture=True, check=False).returncode == 0
     if not (account_file.exists() and configured):
         created = subprocess.run(
-            [sys.executable, "-m", "sandbox", "account", "create", "--data-dir", str(SANDBOX_DIR),
+            [sys.executable, "-m", "margin_special_keys.sandbox",
+             "account", "create", "--data-dir", str(SANDBOX_DIR),
              "--key-type", "ED25519"],
             cwd=ROOT, check=True, capture_output=True, text=True,
         )

@@ -1,8 +1,8 @@
 """Every documented (and every recorded) response shape of the endpoints we call, through our readers.
 
 `documented/` holds the docs' response examples as facts, each with its URL and the date read;
-`recorded/` holds what `python -m gitops preflight --record DIR` wrote against an exchange,
-redacted. A shape the reader cannot take fails here, not on a firm's first `pulumi up`.
+`recorded/` holds what `python -m margin_special_keys.gitops preflight --record DIR` wrote against
+an exchange, redacted. A shape the reader cannot take fails here, not on a firm's first `pulumi up`.
 """
 
 from __future__ import annotations
@@ -13,14 +13,14 @@ from typing import Any
 
 import pytest
 
-from providers.binance.client import (
+from margin_special_keys.binance.client import (
     SpecialKey,
     read_created_key,
     read_key_list,
     read_server_time,
     read_usable_pairs,
 )
-from providers.key_type import KeyType
+from margin_special_keys.key_type import KeyType
 
 HERE = Path(__file__).parent
 FIXTURES = sorted((HERE / "documented").glob("*.json")) + sorted((HERE / "recorded").rglob("*.json"))

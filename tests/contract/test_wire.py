@@ -17,9 +17,9 @@ from binance_common import utils as official
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from providers.binance.client import BinanceClient
-from providers.binance.errors import OutcomeUnknown, RateLimited
-from providers.binance.signing import HmacSigner, PrivateKeySigner
+from margin_special_keys.binance.client import BinanceClient
+from margin_special_keys.binance.errors import OutcomeUnknown, RateLimited
+from margin_special_keys.binance.signing import HmacSigner, PrivateKeySigner
 
 SECRET = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j"
 # binance-common annotates encoded_string as taking a str; it takes the parameter dict.

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gitops.engine import NOOP_PROGRAM
+from margin_special_keys.gitops.engine import NOOP_PROGRAM
 from tests.harness import ROOT, PulumiProject
 
 

@@ -29,7 +29,7 @@ class Fleet:
         out_json = self.directory / "summary.json"
         out_md = self.directory / "summary.md"
         proc = subprocess.run(
-            [sys.executable, "-m", "gitops", *args, "--project", str(self.directory),
+            [sys.executable, "-m", "margin_special_keys.gitops", *args, "--project", str(self.directory),
              "--json", str(out_json), "--markdown", str(out_md), "--parallel", "3"],
             cwd=ROOT, env=self.stacks["desk-a"].env(), capture_output=True, text=True, timeout=600)
         summary = json.loads(out_json.read_text()) if out_json.exists() else {}

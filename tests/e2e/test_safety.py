@@ -92,7 +92,7 @@ def test_a_private_key_pasted_as_public_key_is_never_printed(
     program = textwrap.dedent(f"""
         import base64
         import pulumi
-        from providers import MarginSpecialKey
+        from margin_special_keys import MarginSpecialKey
 
         pem = base64.b64decode({base64.b64encode(pem.encode())!r}).decode()
         MarginSpecialKey("pasted", api_name="pasted", ip_whitelist=["198.51.100.7"], public_key=pem)

@@ -31,7 +31,8 @@ def git(directory: Path, *args: str) -> str:
 def preview_summary(project: PulumiProject) -> str:
     summary = project.directory / "summary.md"
     summary.unlink(missing_ok=True)
-    subprocess.run([sys.executable, "-m", "gitops", "preview", "--project", str(project.directory),
+    subprocess.run([sys.executable, "-m", "margin_special_keys.gitops",
+                    "preview", "--project", str(project.directory),
                     "--markdown", str(summary)],
                    cwd=ROOT, env=project.env(), capture_output=True, text=True, timeout=300)
     return summary.read_text()

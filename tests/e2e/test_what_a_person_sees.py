@@ -64,7 +64,7 @@ def test_the_pull_request_summary_names_a_replaced_key_and_says_new_credentials(
     project.set_keys([{**KEYS[0], "keepers": {"v": "2"}}, {**KEYS[1], "ipWhitelist": ["10.0.0.9"]}])
     summary = tmp_path / "summary.md"
     run = subprocess.run(
-        [sys.executable, "-m", "gitops", "preview", "--project", str(project.directory),
+        [sys.executable, "-m", "margin_special_keys.gitops", "preview", "--project", str(project.directory),
          "--markdown", str(summary)],
         cwd=ROOT, env=project.env(), capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]

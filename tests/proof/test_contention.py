@@ -69,7 +69,8 @@ def test_runner_over_many_stacks_under_the_rate_limit_applies_every_stack(
     if time.time() % 60 > 40:
         time.sleep(60 - time.time() % 60 + 0.5)
     run = subprocess.run(
-        [sys.executable, "-m", "gitops", "up", "--project", str(first.directory), "--parallel", "4",
+        [sys.executable, "-m", "margin_special_keys.gitops",
+         "up", "--project", str(first.directory), "--parallel", "4",
          "--json", str(out)],
         cwd=ROOT, env=first.env(), capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]

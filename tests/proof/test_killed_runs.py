@@ -1,10 +1,12 @@
 """`kill -9` of `pulumi up` while it creates 20 keys, and the documented recovery.
 
 Recovery (README, "When a run is killed"):
-    pulumi cancel --yes                                    # the killed run's lock
-    python -m gitops orphans --stacks S --delete --yes     # keys made but never recorded; reads the
-                                                           # pending creates, so before the next line
-    pulumi refresh --yes --clear-pending-creates --run-program   # forget creates that never reported back
+    pulumi cancel --yes                           # the killed run's lock
+    python -m margin_special_keys.gitops orphans --stacks S --delete --yes
+                                                  # keys made but never recorded; reads the
+                                                  # pending creates, so before the next line
+    pulumi refresh --yes --clear-pending-creates --run-program
+                                                  # forget creates that never reported back
     pulumi up --yes
 """
 
@@ -51,7 +53,8 @@ def wait_for_no_process(directory: Path, *markers: str, timeout: float = 15.0) -
 
 def audit_orphans(project: PulumiProject) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "gitops", "orphans", "--stacks", project.stack, "--delete", "--yes",
+        [sys.executable, "-m", "margin_special_keys.gitops",
+         "orphans", "--stacks", project.stack, "--delete", "--yes",
          "--project", str(project.directory)],
         cwd=ROOT, env=project.env(), capture_output=True, text=True, timeout=300)
 

@@ -9,7 +9,7 @@ import pytest
 from pulumi.dynamic import ConfigureRequest
 from pulumi.dynamic.config import Config
 
-from providers.margin_special_key import MarginSpecialKeyProvider
+from margin_special_keys.margin_special_key import MarginSpecialKeyProvider
 from tests.harness import SandboxAccount, SandboxProcess
 
 

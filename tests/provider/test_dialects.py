@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from providers.account import DuplicateName, ExchangeStateMismatch
-from providers.margin_special_key import MarginSpecialKeyProvider
-from sandbox.dialects import Dialect, every_variant
+from margin_special_keys.account import DuplicateName, ExchangeStateMismatch
+from margin_special_keys.margin_special_key import MarginSpecialKeyProvider
+from margin_special_keys.sandbox.dialects import Dialect, every_variant
 from tests.harness import SandboxAccount, SandboxProcess
 from tests.provider.conftest import checked, configured
 

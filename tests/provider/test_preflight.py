@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from gitops.preflight import FAIL, OK, Recorder, Row, run_preflight
-from providers.settings import make_client, read_settings
+from margin_special_keys.gitops.preflight import FAIL, OK, Recorder, Row, run_preflight
+from margin_special_keys.settings import make_client, read_settings
 from tests.harness import SandboxAccount, SandboxProcess
 
 DECLARED = [("desk", None, False), ("btc", "BTCUSDT", False)]

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from providers.account import DuplicateName
-from providers.binance.errors import (
+from margin_special_keys.account import DuplicateName
+from margin_special_keys.binance.errors import (
     AuthenticationError,
     NotMarginPair,
     NotSent,
@@ -17,7 +17,7 @@ from providers.binance.errors import (
     RateLimited,
     UnsupportedAccount,
 )
-from providers.margin_special_key import MarginSpecialKeyProvider
+from margin_special_keys.margin_special_key import MarginSpecialKeyProvider
 from tests.harness import UNKNOWN_OUTCOME_FAULTS, SandboxAccount, SandboxProcess
 from tests.provider.conftest import checked, configured
 

@@ -9,14 +9,14 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
-from providers.account import (
+from margin_special_keys.account import (
     AccountKeyLimit,
     AccountMismatch,
     DuplicateName,
     ExchangeStateMismatch,
     KeyMissing,
 )
-from providers.margin_special_key import MarginSpecialKeyProvider
+from margin_special_keys.margin_special_key import MarginSpecialKeyProvider
 from tests.harness import SandboxAccount, SandboxProcess, same_secret
 from tests.provider.conftest import checked, configured
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from sandbox.wire import Wire, error_code
+from margin_special_keys.sandbox.wire import Wire, error_code
 from tests.harness import SandboxAccount, SandboxProcess
 
 __all__ = ["Wire", "error_code"]

@@ -8,9 +8,9 @@ from urllib.parse import quote
 
 import pytest
 
-from providers.binance.signing import HmacSigner
-from sandbox import auth, errors
-from sandbox.store import ApiKey
+from margin_special_keys.binance.signing import HmacSigner
+from margin_special_keys.sandbox import auth, errors
+from margin_special_keys.sandbox.store import ApiKey
 from tests.sandbox.conftest import Wire, error_code
 
 CREATE = "/sapi/v1/margin/apiKey"

@@ -1,4 +1,4 @@
-"""`python -m sandbox`: serve, account create and keys, as a person runs them."""
+"""`python -m margin_special_keys.sandbox`: serve, account create and keys, as a person runs them."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from tests.harness import ROOT, SandboxProcess
 
 
 def sandbox_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "sandbox", *args], cwd=ROOT, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "margin_special_keys.sandbox",
+                           *args], cwd=ROOT, capture_output=True,
                           text=True, timeout=60)
 
 
@@ -50,8 +51,8 @@ def test_serve_binds_loopback_unless_told_otherwise(tmp_path: Path) -> None:
 def test_account_create_writes_the_pem_ready_for_pulumi_config_and_sets_restrictions(
     tmp_path: Path,
 ) -> None:
-    from sandbox.models import Exchange
-    from sandbox.store import Store
+    from margin_special_keys.sandbox.models import Exchange
+    from margin_special_keys.sandbox.store import Store
 
     pem = tmp_path / "provider-key.pem"
     out = sandbox_cli("account", "create", "--data-dir", str(tmp_path / "d"), "--key-type", "ED25519",

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.dialects import CHOICES, Dialect, every_variant
-from sandbox.errors import ExchangeError
-from sandbox.models import Exchange
-from sandbox.store import Account, Store
+from margin_special_keys.sandbox.dialects import CHOICES, Dialect, every_variant
+from margin_special_keys.sandbox.errors import ExchangeError
+from margin_special_keys.sandbox.models import Exchange
+from margin_special_keys.sandbox.store import Account, Store
 
 
 def exchange(tmp_path: Path, **switches: str) -> tuple[Exchange, Account]:

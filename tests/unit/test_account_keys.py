@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from providers.account import (
+from margin_special_keys.account import (
     ACCOUNT_KEY_LIMIT,
     AccountKeyLimit,
     AccountKeys,
@@ -21,9 +21,9 @@ from providers.account import (
     KeyMissing,
     NewKey,
 )
-from providers.binance.client import CreatedKey, SpecialKey
-from providers.binance.errors import InvalidRequest, KeyNotFound, NotSent, OutcomeUnknown
-from providers.key_type import KeyType
+from margin_special_keys.binance.client import CreatedKey, SpecialKey
+from margin_special_keys.binance.errors import InvalidRequest, KeyNotFound, NotSent, OutcomeUnknown
+from margin_special_keys.key_type import KeyType
 
 
 @dataclass

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from providers.stack_config import parse_keys
+from margin_special_keys.stack_config import parse_keys
 from tests.harness import ROOT
 
 EXAMPLES = sorted((ROOT / "examples" / "stacks").glob("Pulumi.*.yaml"))
@@ -38,8 +38,8 @@ def test_pipeline_examples_run_the_runner_for_each_event() -> None:
     github = yaml.safe_load((ROOT / "examples" / "github-actions.yml").read_text())
     for operation in ("preview", "up", "drift", "preflight"):
         steps = " ".join(str(s.get("run", "")) for s in github["jobs"][operation]["steps"])
-        assert f"-m gitops {operation}" in steps
+        assert f"-m margin_special_keys.gitops {operation}" in steps
     gitlab = yaml.safe_load((ROOT / "examples" / "gitlab-ci.yml").read_text())
     assert {"preview", "up", "drift", "preflight"} <= set(gitlab)
-    assert all(f"-m gitops {job}" in " ".join(gitlab[job]["script"])
+    assert all(f"-m margin_special_keys.gitops {job}" in " ".join(gitlab[job]["script"])
                for job in ("preview", "up", "drift", "preflight"))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from gitops.report import StackResult, as_json, exit_code, markdown
-from gitops.runner import _error_text
+from margin_special_keys.gitops.report import StackResult, as_json, exit_code, markdown
+from margin_special_keys.gitops.runner import _error_text
 
 
 def test_exit_codes() -> None:

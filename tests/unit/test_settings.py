@@ -8,8 +8,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from providers.binance.errors import ConfigurationError
-from providers.settings import make_client, read_settings
+from margin_special_keys.binance.errors import ConfigurationError
+from margin_special_keys.settings import make_client, read_settings
 
 API_KEY = "A" * 64
 SECRET = "s" * 64
@@ -87,8 +87,8 @@ def test_settings_and_client_reprs_hide_credentials() -> None:
 
 
 def test_an_hmac_secret_given_as_private_key_gets_the_hint_to_use_secret_key() -> None:
-    from providers.binance.errors import ConfigurationError
-    from providers.settings import read_settings
+    from margin_special_keys.binance.errors import ConfigurationError
+    from margin_special_keys.settings import read_settings
 
     config = {"binance:apiKey": "K" * 64, "binance:privateKey": "s" * 64}
     with pytest.raises(ConfigurationError, match="looks like an HMAC secret: set it as binance:secretKey"):
@@ -98,8 +98,8 @@ def test_an_hmac_secret_given_as_private_key_gets_the_hint_to_use_secret_key() -
 @pytest.mark.parametrize("url", ["https://api.binance.com.evil.example", "https://evil.example",
                                  "https://binance.com", "https://api.binance.co"])
 def test_a_base_url_that_is_not_binance_is_refused_unless_the_environment_names_it(url: str) -> None:
-    from providers.binance.errors import ConfigurationError
-    from providers.settings import read_settings, unusual_endpoint
+    from margin_special_keys.binance.errors import ConfigurationError
+    from margin_special_keys.settings import read_settings, unusual_endpoint
 
     config = {"binance:apiKey": "K" * 64, "binance:secretKey": "s" * 64, "binance:baseUrl": url}
     with pytest.raises(ConfigurationError, match="not one of Binance's documented API hosts"):
@@ -113,7 +113,7 @@ def test_a_base_url_that_is_not_binance_is_refused_unless_the_environment_names_
 
 
 def test_binance_hosts_and_a_loopback_sandbox_need_no_override() -> None:
-    from providers.settings import read_settings
+    from margin_special_keys.settings import read_settings
 
     for url in ("https://api.binance.com", "https://api3.binance.com", "http://127.0.0.1:8080"):
         config = {"binance:apiKey": "K" * 64, "binance:secretKey": "s" * 64, "binance:baseUrl": url}
@@ -121,7 +121,7 @@ def test_binance_hosts_and_a_loopback_sandbox_need_no_override() -> None:
 
 
 def test_the_environment_redirects_no_trust_unless_the_settings_say_so(monkeypatch: Any) -> None:
-    from providers.settings import make_client, read_settings
+    from margin_special_keys.settings import make_client, read_settings
 
     monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/nonexistent/ca.pem")
@@ -132,7 +132,7 @@ def test_the_environment_redirects_no_trust_unless_the_settings_say_so(monkeypat
 
 
 def test_the_provider_fingerprint_changes_with_host_key_or_key_type_only() -> None:
-    from providers.settings import provider_fingerprint
+    from margin_special_keys.settings import provider_fingerprint
 
     base = {"binance:apiKey": "K" * 64, "binance:secretKey": "s" * 64}
     first = provider_fingerprint(base.get, {})

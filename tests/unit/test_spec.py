@@ -11,8 +11,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from hypothesis import given
 from hypothesis import strategies as st
 
-from providers import spec
-from providers.spec import check_inputs, plan_diff
+from margin_special_keys import spec
+from margin_special_keys.spec import check_inputs, plan_diff
 
 
 def pem(private: Any) -> str:

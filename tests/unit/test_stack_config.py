@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from providers.stack_config import StackConfigError, parse_keys
+from margin_special_keys.stack_config import StackConfigError, parse_keys
 
 
 def problems(keys: Any, default_ips: Any = None) -> list[str]:
@@ -74,7 +74,7 @@ def test_an_unknown_field_suggests_the_likely_one() -> None:
 def test_the_readme_field_table_is_the_field_table() -> None:
     from pathlib import Path
 
-    from providers.fields import markdown_table
+    from margin_special_keys.fields import markdown_table
 
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     between = readme.split("<!-- fields:start -->\n", 1)[1].split("<!-- fields:end -->", 1)[0]
