@@ -48,6 +48,7 @@ lint: venv
 	$(PY) -m mypy
 	$(VENV)/bin/check-jsonschema --builtin-schema vendor.github-workflows examples/github-actions.yml
 	$(VENV)/bin/check-jsonschema --builtin-schema vendor.gitlab-ci examples/gitlab-ci.yml
+	bash tools/actionlint.sh
 
 unit: venv
 	$(PY) -m pytest -q tests/unit

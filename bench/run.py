@@ -236,7 +236,8 @@ def write(results: dict[str, Any]) -> None:
         f"| provider import in a fresh interpreter, beyond `import pulumi` | {imp['extra_ms']} ms"
         f" ({imp['pulumi_and_provider_s']} s vs {imp['pulumi_s']} s) | at most 150 ms |"
         f" {verdict(imp['extra_ms'], 150)} |",
-        f"| heavy modules loaded by `import margin_special_keys` | {imp['heavy_modules_loaded_at_import']} | [] | |",
+        f"| heavy modules loaded by `import margin_special_keys` |"
+        f" {imp['heavy_modules_loaded_at_import']} | [] | |",
         f"| pickled `__provider` per key | {results['state']['provider_blob_bytes']} bytes | | |",
         f"| state per key | {results['state']['state_bytes_per_key']} bytes | | |",
     ]

@@ -43,3 +43,11 @@ def test_pipeline_examples_run_the_runner_for_each_event() -> None:
     assert {"preview", "up", "drift", "preflight"} <= set(gitlab)
     assert all(f"-m margin_special_keys.gitops {job}" in " ".join(gitlab[job]["script"])
                for job in ("preview", "up", "drift", "preflight"))
+
+
+def test_the_template_ships_the_pipeline_examples_as_they_are() -> None:
+    template = ROOT / "templates" / "special-keys"
+    assert (template / ".github" / "workflows" / "special-keys.yml").read_text() == (
+        ROOT / "examples" / "github-actions.yml").read_text()
+    assert (template / ".gitlab-ci.yml").read_text() == (ROOT / "examples" / "gitlab-ci.yml").read_text()
+    assert "from margin_special_keys.program import main" in (template / "__main__.py").read_text()

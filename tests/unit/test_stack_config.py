@@ -78,4 +78,5 @@ def test_the_readme_field_table_is_the_field_table() -> None:
 
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     between = readme.split("<!-- fields:start -->\n", 1)[1].split("<!-- fields:end -->", 1)[0]
-    assert between == markdown_table(), "run `python -m margin_special_keys.fields` and paste it into README.md"
+    assert between == markdown_table(), \
+        "run `python -m margin_special_keys.fields` and paste it into README.md"

@@ -1,0 +1,155 @@
+"""The package as another infra repo uses it: installed from a wheel into that repo's own
+virtualenv, no PYTHONPATH, no sys.path edits, on the real engine against the sandbox.
+
+Also `pulumi new` from templates/special-keys: a new infra project wired to the package.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from margin_special_keys import state_format
+from tests.harness import ROOT, PulumiProject, SandboxProcess
+
+
+class ConsumerProject(PulumiProject):
+    """A project in someone else's repository: nothing of this checkout on the import path."""
+
+    def env(self) -> dict[str, str]:
+        env = super().env()
+        env.pop("PYTHONPATH", None)
+        env.pop("VIRTUAL_ENV", None)
+        return env
+
+
+@pytest.fixture(scope="module")
+def package_index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """pip settings under which `margin-special-keys` resolves to a wheel built from this checkout
+    and its dependencies' ranges to the versions this repository locks (the pip cache has them)."""
+    wheels = tmp_path_factory.mktemp("wheels")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
+                    "--no-build-isolation", "-w", str(wheels), str(ROOT)], check=True, cwd=wheels)
+    constraints = wheels.parent / "constraints.txt"
+    constraints.write_text("".join(
+        line.split(" ")[0] + "\n" for line in (ROOT / "requirements.lock").read_text().splitlines()
+        if re.match(r"^[A-Za-z0-9_.-]+==", line)))
+    yield {"PIP_FIND_LINKS": " ".join(filter(None, [os.environ.get("PIP_FIND_LINKS"), str(wheels)])),
+           "PIP_CONSTRAINT": str(constraints), "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+
+
+def provider_path(project: PulumiProject) -> set[bytes]:
+    return {base64.b64decode(r["outputs"]["__provider"]) for r in project.resources()}
+
+
+CONSUMER_PROGRAM = '''
+"""A firm's own program, with a providers/ package of its own next to it."""
+import pulumi
+
+import margin_special_keys
+import providers  # the infra repo's own folder: the package must not shadow it, nor it the package
+from margin_special_keys import MarginSpecialKey
+
+key = MarginSpecialKey("desk-a-cross", api_name="desk-a-cross", ip_whitelist=["198.51.100.7"])
+pulumi.export("apiKey", key.api_key)
+pulumi.export("ownProviders", providers.OWNER)
+pulumi.export("packageFrom", margin_special_keys.__file__)
+'''
+
+
+def test_an_infra_repo_installs_the_package_and_manages_keys_with_its_own_program(
+    tmp_path: Path, pulumi_home: Path, sandbox: SandboxProcess, package_index: dict[str, str]
+) -> None:
+    infra = tmp_path / "firm-infra"
+    (infra / "providers").mkdir(parents=True)
+    (infra / "providers" / "__init__.py").write_text('OWNER = "firm-infra"\n')
+    (infra / "deploy" / "stacks").mkdir(parents=True)
+    (infra / "state").mkdir()
+    (infra / "Pulumi.yaml").write_text(
+        "name: firm-infra\nruntime:\n  name: python\n  options:\n    toolchain: pip\n"
+        "    virtualenv: .venv\nstackConfigDir: deploy/stacks\n")
+    (infra / "__main__.py").write_text(CONSUMER_PROGRAM)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    subprocess.run([sys.executable, "-m", "venv", str(infra / ".venv")], check=True)
+    subprocess.run([str(infra / ".venv" / "bin" / "pip"), "install", "--quiet", "margin-special-keys"],
+                   check=True, cwd=infra, env={**env, **package_index}, timeout=600)
+
+    # What it installed: one non-generic top-level name, runtime dependencies, no dev tools.
+    site = next((infra / ".venv" / "lib").glob("python3*/site-packages"))
+    dist = next(site.glob("margin_special_keys-*.dist-info"))
+    assert (dist / "top_level.txt").read_text().split() == ["margin_special_keys"]
+    installed = {p.name.split("-")[0].lower() for p in site.glob("*.dist-info")}
+    assert {"pulumi", "requests", "cryptography"} <= installed
+    assert not installed & {"pytest", "ruff", "mypy", "hypothesis", "binance_common", "check_jsonschema"}
+    assert not (site / "providers").exists() and not (site / "gitops").exists()
+
+    project = ConsumerProject(infra, pulumi_home, "desk-a")
+    project.run("stack", "init", "desk-a")
+    assert (infra / "deploy" / "stacks" / "Pulumi.desk-a.yaml").exists()
+    account = sandbox.create_account("ED25519")
+    project.use_account(sandbox.base_url, account)
+    assert "PYTHONPATH" not in project.env()
+
+    project.up()
+    on_exchange = sandbox.special_keys(account["accountId"])
+    assert [k["apiName"] for k in on_exchange] == ["desk-a-cross"]
+    outputs = project.outputs()
+    assert outputs["apiKey"] == on_exchange[0]["apiKey"] and outputs["ownProviders"] == "firm-infra"
+    assert outputs["packageFrom"].startswith(str(site))  # this repo's virtualenv, not the checkout
+    module = state_format.PROVIDER_PATH.rsplit(".", 1)[0].encode()
+    assert all(module in blob and b"providers" not in blob for blob in provider_path(project))
+
+    # The runner from the consuming repo: --project is the current directory, the stacks folder
+    # Pulumi.yaml's stackConfigDir.
+    summary = infra / "summary.json"
+    run = subprocess.run([str(infra / ".venv" / "bin" / "python"), "-m", "margin_special_keys.gitops",
+                          "preview", "--json", str(summary)],
+                         cwd=infra, env=project.env(), capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    report: dict[str, Any] = json.loads(summary.read_text())
+    assert [(s["stack"], s["ok"]) for s in report["stacks"]] == [("desk-a", True)], report
+
+    project.refresh()
+    project.expect_no_changes()
+    project.destroy()
+    assert sandbox.special_keys(account["accountId"]) == []
+
+
+def test_pulumi_new_from_the_template_makes_a_project_that_manages_its_key(
+    tmp_path: Path, pulumi_home: Path, sandbox: SandboxProcess, package_index: dict[str, str]
+) -> None:
+    new = tmp_path / "new-infra"
+    (tmp_path / "state").mkdir()
+    project = ConsumerProject(new, pulumi_home, "dev")
+    env = {**project.env(), **package_index, "PULUMI_BACKEND_URL": f"file://{tmp_path / 'state'}"}
+    project.extra_env["PULUMI_BACKEND_URL"] = env["PULUMI_BACKEND_URL"]
+    created = subprocess.run(
+        ["pulumi", "new", str(ROOT / "templates" / "special-keys"), "--yes", "--non-interactive",
+         "--name", "firm-keys", "--stack", "dev", "--dir", str(new),
+         "--config", f"binance:baseUrl={sandbox.base_url}"],
+        env=env, capture_output=True, text=True, timeout=600)
+    assert created.returncode == 0, created.stdout + created.stderr
+    for path in ("Pulumi.yaml", "__main__.py", "requirements.txt", "stacks/Pulumi.dev.yaml",
+                 ".github/workflows/special-keys.yml", ".gitlab-ci.yml"):
+        assert (new / path).is_file(), path
+    assert "name: firm-keys" in (new / "Pulumi.yaml").read_text()
+    assert (new / ".venv" / "bin" / "python").exists()  # pulumi new installed requirements.txt
+
+    account = sandbox.create_account("ED25519")
+    project.set_secret("binance:apiKey", account["apiKey"])
+    project.set_secret("binance:privateKey", account["privateKey"])
+    project.up()
+    keys = sandbox.special_keys(account["accountId"])
+    assert [(k["apiName"], k["ips"]) for k in keys] == [("cross-1", ["203.0.113.10"])]
+    project.expect_no_changes()
+    project.destroy()
+    assert sandbox.special_keys(account["accountId"]) == []
