@@ -12,6 +12,9 @@ export PATH := $(CURDIR)/.tools/bin:$(PATH)
 export PULUMI_SKIP_UPDATE_CHECK := true
 export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION := true
 export PULUMI_HOME ?= $(CURDIR)/.tools/pulumi-home
+# Upstream source of Pulumi's Go language host for Python, where the machine has it:
+# tools/setup-engine.sh builds the host from it (its Go module is not served by every proxy).
+export PULUMI_LANGUAGE_PYTHON_SRC ?= $(wildcard $(abspath $(CURDIR)/../shared/pulumi-language-python))
 
 .PHONY: help venv lock engine lint unit sandbox-tests e2e proof test demo demo-destroy bench clean
 

@@ -216,11 +216,16 @@ def _has_engine_ancestor(pid: int) -> bool:
     return False
 
 
-def end_dynamic_providers(project_dir: Path) -> int:
-    """End `python -m pulumi.dynamic` processes that killed runs left in this project (Pulumi's
-    dynamic provider host has no watchdog: after its engine is killed it keeps listening on
-    loopback, with the provider's credentials loaded), and their launcher. Only this user's,
-    only this project's, only those whose engine is gone."""
+# Processes the engine starts that outlive it when a run is killed: Pulumi's dynamic provider host
+# (no watchdog: it keeps listening on loopback with the provider's credentials loaded) and its
+# launcher script, and the Python language host with the program it runs (Pulumi's Go host lingers
+# for up to five minutes; the program's environment holds the stack's decrypted config).
+LEFTOVER_MARKERS = (b"pulumi.dynamic", b"pulumi-language-python", b"language_host.py")
+
+
+def end_leftover_plugins(project_dir: Path) -> int:
+    """End the processes killed runs left in this project (LEFTOVER_MARKERS). Only this user's,
+    only this project's (their working directory), only those whose engine is gone."""
     import signal
 
     ended = 0
@@ -235,10 +240,10 @@ def end_dynamic_providers(project_dir: Path) -> int:
             if entry.stat().st_uid != os.getuid():
                 continue
             argv = (entry / "cmdline").read_bytes().split(b"\0")
-            if b"pulumi.dynamic" not in argv or os.readlink(entry / "cwd") != str(project_dir):
+            if not any(m in arg for arg in argv[:5] for m in LEFTOVER_MARKERS):
                 continue
-            if _has_engine_ancestor(pid):
-                continue  # a run in progress
+            if os.readlink(entry / "cwd") != str(project_dir) or _has_engine_ancestor(pid):
+                continue  # another project's, or a run in progress
             launcher = _parent(pid)
             launcher_argv = Path(f"/proc/{launcher}/cmdline").read_bytes()
         except (OSError, ValueError, IndexError):
@@ -295,9 +300,9 @@ def run_stack(project_dir: Path, name: str, operation: str) -> StackResult:
         result.ok = False
         messages = events.errors() if "events" in locals() else []
         result.error = " / ".join(messages) if messages else _error_text(exc)
-    ended = end_dynamic_providers(project_dir)
+    ended = end_leftover_plugins(project_dir)
     if ended:
-        progress(name, f"ended {ended} leftover dynamic provider process(es)")
+        progress(name, f"ended {ended} process(es) a killed run left (provider or language host)")
     result.duration_s = round(time.monotonic() - start, 2)
     verdict = "failed: " + (result.error or "") if not result.ok else "done"
     progress(name, f"== {operation} {verdict} in {result.duration_s:.1f}s")

@@ -5,10 +5,25 @@ This is also the floor the benchmarks compare the special key against.
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 
 from margin_special_keys.gitops.engine import NOOP_PROGRAM
-from tests.harness import ROOT, PulumiProject
+from tests.harness import ROOT, PulumiProject, SandboxAccount, SandboxProcess
+
+# Written by tools/setup-engine.sh: which language host .tools/bin holds.
+LANGUAGE_HOST = ROOT / ".tools" / "language-host"
+FALLBACK_HOST = ROOT / ".tools" / "fallback-host"
+
+
+class FallbackHostProject(PulumiProject):
+    """A project run on this project's own language host, the last resort."""
+
+    def env(self) -> dict[str, str]:
+        env = super().env()
+        env["PATH"] = f"{FALLBACK_HOST}{os.pathsep}{env['PATH']}"
+        return env
 
 
 def test_engine_runs_up_preview_and_destroy_of_a_noop_dynamic_resource(
@@ -42,8 +57,27 @@ def test_about_names_the_python_language_host_and_the_project_virtualenv(
 ) -> None:
     project = PulumiProject.create(tmp_path / "about", pulumi_home, program=NOOP_PROGRAM)
     about = project.run("about").output
-    assert "language  python" in about
     assert str(ROOT / ".venv" / "bin" / "python") in about
+    host = re.search(r"^language\s+python\s+(\S+)$", about, re.M)
+    assert host, about
+    if LANGUAGE_HOST.read_text().startswith("LAST RESORT"):
+        assert host.group(1).endswith("-fallback.msk")
+    else:  # Pulumi's Go host, as real users run it
+        assert re.fullmatch(r"3\.\d+\.\d+", host.group(1)), host.group(1)
+
+
+def test_the_last_resort_language_host_still_runs_up_a_no_change_preview_and_destroy(
+    tmp_path: Path, pulumi_home: Path, sandbox: SandboxProcess, account: SandboxAccount
+) -> None:
+    project = FallbackHostProject.create(tmp_path / "fallback", pulumi_home)
+    assert "-fallback.msk" in project.run("about").output  # really this project's host
+    project.use_account(sandbox.base_url, account)
+    project.set_keys([{"name": "smoke", "symbol": "BTCUSDT"}])
+    project.up()
+    assert [k["apiName"] for k in sandbox.special_keys(account["accountId"])] == ["smoke"]
+    project.expect_no_changes()
+    project.destroy()
+    assert sandbox.special_keys(account["accountId"]) == []
 
 
 def test_program_output_and_errors_reach_the_user(tmp_path: Path, pulumi_home: Path) -> None:

@@ -1,14 +1,16 @@
-"""The Python language host for the Pulumi engine, as a small gRPC server.
+"""The LAST-RESORT Python language host for the Pulumi engine, as a small gRPC server.
 
-Why this file exists: Pulumi ships its Python language host (`pulumi-language-python`) as a Go
-module that the Go module proxy reachable from our machines does not serve, while the CLI itself
-(`pulumi/pkg/v3`) is served and built by `tools/setup-engine.sh`. This host implements the same
+Real users run Pulumi's own Go language host (`pulumi-language-python`), and so does this
+project's suite: tools/setup-engine.sh links an official install or builds Pulumi's host from its
+upstream source. This host is used only where neither is possible (its Go module is not served by
+every module proxy), and a smoke test keeps it working (tests/e2e/test_engine_floor.py); it lacks
+`RunPlugin`, so Python policy packs need Pulumi's host. This host implements the same
 `pulumirpc.LanguageRuntime` service with the gRPC stubs that ship in the `pulumi` Python SDK, and
 runs programs the way Pulumi's Go host does: it starts Pulumi's own `pulumi-language-python-exec`
 (copied from the SDK module next to this host) with the project's virtualenv python, hands it the
 monitor and engine addresses, and passes the stack config through `PULUMI_CONFIG`.
 
-When a real `pulumi-language-python` is on PATH, the setup step uses that instead.
+`pulumi about` names it: its version carries the `fallback.msk` pre-release tag.
 
 The engine starts this process with optional logging flags and the engine address as the last
 argument, reads the port from the first line of stdout, then calls the RPCs below.
@@ -32,7 +34,7 @@ import grpc
 from google.protobuf import empty_pb2
 from pulumi.runtime.proto import language_pb2, language_pb2_grpc, plugin_pb2
 
-HOST_VERSION = "3.274.1"
+HOST_VERSION = "3.274.1-fallback.msk"  # `pulumi about` shows which host ran
 # Exit code pulumi-language-python-exec uses after it has shown the user an actionable message.
 EXIT_AFTER_USER_MESSAGE = 32
 EXECUTOR = Path(__file__).resolve().with_name("pulumi-language-python-exec")
