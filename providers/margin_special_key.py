@@ -16,7 +16,6 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-import pulumi
 from pulumi.dynamic import (
     CheckFailure,
     CheckResult,
@@ -24,12 +23,11 @@ from pulumi.dynamic import (
     CreateResult,
     DiffResult,
     ReadResult,
-    Resource,
     ResourceProvider,
     UpdateResult,
 )
 
-from . import fields, spec, state_format
+from . import spec, state_format
 from .account import AccountKeys, NewKey
 from .binance.errors import BinanceError, ConfigurationError
 from .key_type import KeyType
@@ -37,8 +35,6 @@ from .key_type import KeyType
 if TYPE_CHECKING:
     from .settings import ProviderSettings
 
-SECRET_OUTPUTS = fields.SECRET_OUTPUTS
-OUTPUT_FIELDS = fields.OUTPUT_FIELDS
 
 
 def _clean(props: Mapping[str, Any]) -> dict[str, Any]:
@@ -256,99 +252,7 @@ class MarginSpecialKeyProvider(ResourceProvider):
         self._keys().delete(id_, old.get("symbol"))
 
 
-def _provider_fingerprint() -> str | None:
-    from .settings import provider_fingerprint
+# The resource lives beside its provider's module; importable from here as before.
+from .resource import MarginSpecialKey  # noqa: E402
 
-    return provider_fingerprint(pulumi.runtime.get_config, os.environ)
-
-
-def _secret(value: pulumi.Input[str] | None) -> pulumi.Output[str] | None:
-    return None if value is None else pulumi.Output.secret(value)
-
-
-class MarginSpecialKey(Resource, module="binance", name="MarginSpecialKey"):
-    """A Binance margin special key (low-latency trading), VIP 7+ accounts.
-
-    Outputs: `api_key`, `key_type`, `public_key`, `private_key` (secret, when generated here),
-    `secret_key` (secret, HMAC keys), and the normalized inputs as the exchange holds them.
-    """
-
-    api_key: pulumi.Output[str]
-    api_name: pulumi.Output[str]
-    symbol: pulumi.Output[str | None]
-    ip_whitelist: pulumi.Output[list[str]]
-    key_type: pulumi.Output[str]
-    rsa_bits: pulumi.Output[int | None]
-    permission_mode: pulumi.Output[str | None]
-    public_key: pulumi.Output[str | None]
-    private_key: pulumi.Output[str | None]
-    secret_key: pulumi.Output[str | None]
-    key_origin: pulumi.Output[str]
-    created_at_ms: pulumi.Output[float]
-    keepers: pulumi.Output[dict[str, str] | None]
-    rotate_after_days: pulumi.Output[int | None]
-    allow_duplicate_name: pulumi.Output[bool | None]
-    allow_any_ip: pulumi.Output[bool | None]
-
-    def __init__(
-        self,
-        resource_name: str,
-        *,
-        api_name: pulumi.Input[str],
-        symbol: pulumi.Input[str] | None = None,
-        ip_whitelist: pulumi.Input[list[pulumi.Input[str]]] | None = None,
-        key_type: pulumi.Input[str] | None = None,
-        rsa_bits: pulumi.Input[int] | None = None,
-        permission_mode: pulumi.Input[str] | None = None,
-        public_key: pulumi.Input[str] | None = None,
-        keepers: pulumi.Input[Mapping[str, pulumi.Input[str]]] | None = None,
-        rotate_after_days: pulumi.Input[int] | None = None,
-        adopt_api_key: pulumi.Input[str] | None = None,
-        adopt_private_key: pulumi.Input[str] | None = None,
-        adopt_secret_key: pulumi.Input[str] | None = None,
-        allow_duplicate_name: pulumi.Input[bool] | None = None,
-        allow_any_ip: pulumi.Input[bool] | None = None,
-        opts: pulumi.ResourceOptions | None = None,
-    ) -> None:
-        props: dict[str, Any] = {
-            "api_name": api_name,
-            "symbol": symbol,
-            "ip_whitelist": ip_whitelist,
-            "key_type": key_type,
-            "rsa_bits": rsa_bits,
-            "permission_mode": permission_mode,
-            "public_key": public_key,
-            "keepers": keepers,
-            "rotate_after_days": rotate_after_days,
-            "adopt_api_key": adopt_api_key,
-            # Secret inputs, so they are encrypted in state whatever the caller passed.
-            "adopt_private_key": _secret(adopt_private_key),
-            "adopt_secret_key": _secret(adopt_secret_key),
-            "allow_duplicate_name": allow_duplicate_name,
-            "allow_any_ip": allow_any_ip,
-            # The provider sees resource options only as inputs: diff needs this one to know
-            # whether a replacement makes the new key first (and needs room for it).
-            "delete_before_replace": True if opts and opts.delete_before_replace else None,
-            "provider": _provider_fingerprint(),
-        }
-        props.update({name: None for name in OUTPUT_FIELDS})
-        secrets = pulumi.ResourceOptions(additional_secret_outputs=SECRET_OUTPUTS)
-        merged = pulumi.ResourceOptions.merge(opts, secrets) if opts else secrets
-        super().__init__(MarginSpecialKeyProvider(), resource_name, props, merged)
-        # Said on every preview and up, beside the key, for as long as the declaration stands.
-        from .settings import ALLOW_BASE_URL_ENV, unusual_endpoint
-
-        base_url = pulumi.runtime.get_config("binance:baseUrl") or os.environ.get("BINANCE_BASE_URL", "")
-        if base_url and unusual_endpoint(base_url, os.environ):
-            pulumi.log.warn(f"binance:baseUrl {base_url} is not Binance's: allowed by"
-                            f" {ALLOW_BASE_URL_ENV}; it sees the provider key and every request",
-                            resource=self)
-        pulumi.Output.from_input(allow_any_ip).apply(
-            lambda v: pulumi.log.warn(
-                "allowAnyIp: this trading key has no IP restriction; any address holding its"
-                " credentials can trade", resource=self) if v is True else None)
-        pulumi.Output.from_input(key_type).apply(
-            lambda v: pulumi.log.warn(
-                "keyType HMAC: Binance deprecates HMAC keys and recommends Ed25519 (the default);"
-                " HMAC secrets are made by the exchange and travel over the network once",
-                resource=self) if isinstance(v, str) and v.strip().upper() == "HMAC" else None)
+__all__ = ["MarginSpecialKey", "MarginSpecialKeyProvider"]

@@ -17,7 +17,7 @@ from typing import Any
 
 import pulumi
 
-from .margin_special_key import MarginSpecialKey
+from .resource import MarginSpecialKey
 from .stack_config import CONFIG_NAMESPACE, DeclaredKey, StackConfigError, parse_keys, plaintext_secrets
 
 

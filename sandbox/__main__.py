@@ -47,7 +47,7 @@ def _serve(args: argparse.Namespace) -> int:
         port = int(port_file.read_text()) if port_file.exists() else 0
     try:
         server = make_server(data_dir, args.host, port, args.uid_weight_limit, args.max_api_keys,
-                             dialect)
+                             dialect, args.rate_window_ms)
     except OSError as exc:
         print(f"error: cannot listen on {args.host}:{port} ({exc.strerror}); pass --port 0 for"
               " another port (stacks pointed at the old one need binance:baseUrl changed)",
@@ -126,6 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--allow-non-loopback", action="store_true")
     serve.add_argument("--uid-weight-limit", type=int, default=None,
                        help="UID request weight per minute per endpoint (Binance: 180000)")
+    serve.add_argument("--rate-window-ms", type=int, default=None,
+                       help="tests only: rate-limit windows of this length, each account's starting"
+                            " at its first request (Binance: calendar minutes)")
     serve.add_argument("--max-api-keys", type=int, default=None,
                        help="API keys per account (Binance: 30); raised only to benchmark")
     serve.add_argument("--dialect", default="",

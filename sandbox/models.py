@@ -65,23 +65,31 @@ class NewAccount:
 
 
 class RateLimiter:
-    """UID weight per minute, counted per endpoint, as Binance counts /sapi UID limits."""
+    """UID weight per minute, counted per endpoint, as Binance counts /sapi UID limits: in
+    calendar minutes. `window_ms` (a test knob, never Binance's behaviour) makes each account's
+    windows that long and starts them at its first request, so a test's burst can neither
+    straddle two windows nor wait out a whole minute."""
 
-    def __init__(self, limit: int = DEFAULT_UID_WEIGHT_LIMIT) -> None:
+    def __init__(self, limit: int = DEFAULT_UID_WEIGHT_LIMIT, window_ms: int | None = None) -> None:
         self.limit = limit
+        self.window_ms = window_ms
         self._used: dict[tuple[str, str, int], int] = {}
+        self._origin: dict[str, int] = {}  # account -> the start of its first window (window_ms)
         self._lock = threading.Lock()
 
     def charge(self, account_id: str, endpoint: str, weight: int, at_ms: int) -> int:
-        minute = at_ms // 60000
         with self._lock:
-            key = (account_id, endpoint, minute)
+            length = self.window_ms or 60000
+            origin = self._origin.setdefault(account_id, at_ms) if self.window_ms else 0
+            window = (at_ms - origin) // length
+            key = (account_id, endpoint, window)
             used = self._used.get(key, 0)
             if used + weight > self.limit:
                 err = errors.too_many_requests(self.limit)
-                err.retry_after = max(1, (60000 - at_ms % 60000 + 999) // 1000)  # type: ignore[attr-defined]
+                left_ms = length - (at_ms - origin) % length
+                err.retry_after = max(1, (left_ms + 999) // 1000)  # type: ignore[attr-defined]
                 raise err
-            self._used = {k: v for k, v in self._used.items() if k[2] >= minute - 1}
+            self._used = {k: v for k, v in self._used.items() if k[0] != account_id or k[2] >= window - 1}
             self._used[key] = used + weight
             return used + weight
 

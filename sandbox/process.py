@@ -47,7 +47,7 @@ class SandboxProcess:
 
     def __init__(self, data_dir: Path, uid_weight_limit: int | None = None,
                  max_api_keys: int | None = None, dialect: str = "", port: int | None = 0,
-                 detached: bool = False) -> None:
+                 detached: bool = False, rate_window_ms: int | None = None) -> None:
         self.data_dir = data_dir
         data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         (data_dir / "url").unlink(missing_ok=True)
@@ -58,6 +58,8 @@ class SandboxProcess:
             args += ["--uid-weight-limit", str(uid_weight_limit)]
         if max_api_keys is not None:
             args += ["--max-api-keys", str(max_api_keys)]
+        if rate_window_ms is not None:
+            args += ["--rate-window-ms", str(rate_window_ms)]
         if dialect:
             args += ["--dialect", dialect]
         self._log: IO[bytes] = open(data_dir / "server.log", "ab")  # noqa: SIM115 - closed in stop()

@@ -23,7 +23,7 @@ from . import auth, errors
 from .dialects import Dialect
 from .errors import ExchangeError
 from .faults import FaultRule, Faults
-from .models import MAX_KEYS_PER_ACCOUNT, Exchange, RateLimiter
+from .models import DEFAULT_UID_WEIGHT_LIMIT, MAX_KEYS_PER_ACCOUNT, Exchange, RateLimiter
 from .store import Account, Store
 
 MAX_BODY_BYTES = 64 * 1024
@@ -294,6 +294,7 @@ class RequestHandler(BaseHTTPRequestHandler):
 def make_server(
     data_dir: Path, host: str = "127.0.0.1", port: int = 0, uid_weight_limit: int | None = None,
     max_api_keys: int | None = None, dialect: Dialect | None = None,
+    rate_window_ms: int | None = None,
 ) -> SandboxServer:
     faults = Faults()
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -302,7 +303,7 @@ def make_server(
     if not token_file.exists():
         token_file.touch(mode=0o600)
         token_file.write_text(secrets.token_hex(16) + "\n")
-    limiter = RateLimiter() if uid_weight_limit is None else RateLimiter(uid_weight_limit)
+    limiter = RateLimiter(uid_weight_limit or DEFAULT_UID_WEIGHT_LIMIT, rate_window_ms)
     exchange = Exchange(Store(data_dir), clock=faults.now_ms, rate_limiter=limiter,
                         max_keys_per_account=max_api_keys or MAX_KEYS_PER_ACCOUNT, dialect=dialect)
     return SandboxServer((host, port), exchange, faults, token_file.read_text().strip())

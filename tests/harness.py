@@ -6,6 +6,7 @@ only tests need: a person's own script on a sandbox account, secret comparisons,
 from __future__ import annotations
 
 import hashlib
+import os
 from typing import Any
 
 from margin_special_keys.binance.client import BinanceClient
@@ -14,8 +15,13 @@ from margin_special_keys.gitops.engine import PulumiProject as _PulumiProject
 from margin_special_keys.sandbox.process import SandboxAccount
 from margin_special_keys.sandbox.process import SandboxProcess as _SandboxProcess
 
-__all__ = ["ROOT", "TOOLS_BIN", "PulumiProject", "Run", "SandboxAccount", "SandboxProcess",
+__all__ = ["FULL_TABLES", "ROOT", "TOOLS_BIN", "PulumiProject", "Run", "SandboxAccount", "SandboxProcess",
            "ensure_engine", "same_secret", "TEST_IPS", "UNKNOWN_OUTCOME_FAULTS"]
+
+# `make proof` (PROOF_REPORT set) runs every cell of the engine-level tables (docs/reliability.md);
+# `make test` runs one cell per operation or key type there, since tests/provider runs each table
+# whole, in process, against the sandbox.
+FULL_TABLES = bool(os.environ.get("PROOF_REPORT"))
 
 TEST_IPS = ["198.51.100.7"]  # a documentation address (RFC 5737): the whitelist of test keys
 

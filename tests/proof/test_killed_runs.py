@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import ROOT, PulumiProject, SandboxAccount, SandboxProcess
+from tests.harness import FULL_TABLES, ROOT, PulumiProject, SandboxAccount, SandboxProcess
 from tests.proof.conftest import agreement
 
 
@@ -63,7 +63,9 @@ KEYS = [{"name": f"bot-{i:02d}", "keyType": "HMAC" if i % 3 == 0 else "ED25519",
          "ipWhitelist": ["10.0.0.1"]} for i in range(20)]
 
 
-@pytest.mark.parametrize("kill_after_s", [0.8, 1.4, 2.0, 3.5])
+# `make proof` kills at four moments; `make test` at two: creates in flight (1.4 s), and the
+# moment that can leave an empty checkpoint .attrs file (2.0 s, which the test also forces).
+@pytest.mark.parametrize("kill_after_s", [0.8, 1.4, 2.0, 3.5] if FULL_TABLES else [1.4, 2.0])
 def test_kill_during_up_then_recover(project: PulumiProject, clean_faults: SandboxProcess,
                                      account: SandboxAccount, kill_after_s: float,
                                      report: Callable[..., None]) -> None:

@@ -85,28 +85,54 @@ def test_delete_with_a_fault_removes_the_key(
     assert exchange_keys() == []
 
 
+def through(provider: MarginSpecialKeyProvider, operation: str, inject: Callable[[], object]) -> str | None:
+    """Create, update (IPs) or delete one key with `inject` applied just before that operation;
+    the apiKey left on the exchange (None after a delete)."""
+    if operation == "create":
+        inject()
+        return provider.create(checked(provider, api_name="op", ip_whitelist=["10.0.0.1"])).id
+    created = provider.create(checked(provider, api_name="op", ip_whitelist=["10.0.0.1"]))
+    inject()
+    if operation == "update":
+        news = checked(provider, api_name="op", ip_whitelist=["10.0.0.2"])
+        provider.update(created.id, created.outs or {}, news)
+        return created.id
+    provider.delete(created.id, created.outs or {})
+    return None
+
+
+OPERATIONS = {"create": ("POST", KEY), "update": ("PUT", EDIT_IP), "delete": ("DELETE", KEY)}
+
+
+@pytest.mark.parametrize("operation", list(OPERATIONS))
 def test_clock_skew_resyncs_once_and_succeeds(
     provider: MarginSpecialKeyProvider, clean_faults: SandboxProcess,
-    exchange_keys: Callable[[], list[dict[str, Any]]],
+    exchange_keys: Callable[[], list[dict[str, Any]]], operation: str,
 ) -> None:
-    clean_faults.admin("POST", "clock", {"skewMs": -4000})  # our clock is 4 s ahead of the exchange
-    created = provider.create(checked(provider, api_name="skewed"))
-    assert [k["apiKey"] for k in exchange_keys()] == [created.id]
+    # Our clock is 4 s ahead of the exchange from then on.
+    left = through(provider, operation, lambda: clean_faults.admin("POST", "clock", {"skewMs": -4000}))
+    assert [k["apiKey"] for k in exchange_keys()] == ([left] if left else [])
+    if operation == "update":
+        assert [k["ip"] for k in exchange_keys()] == ["10.0.0.2"]
     log = [(r["path"], r["code"]) for r in clean_faults.requests_log()]
     assert ("/api/v3/time", None) in log
-    provider.delete(created.id, created.outs or {})
+    if left:
+        provider.delete(left, {"api_key": left, "api_name": "op"})
 
 
+@pytest.mark.parametrize("operation", list(OPERATIONS))
 def test_latency_within_the_timeout_is_just_slower(
     provider: MarginSpecialKeyProvider, clean_faults: SandboxProcess,
-    exchange_keys: Callable[[], list[dict[str, Any]]],
+    exchange_keys: Callable[[], list[dict[str, Any]]], operation: str,
 ) -> None:
-    clean_faults.add_fault(action="latency", path=KEY, method="POST", delay_ms=1500, count=1)
+    method, path = OPERATIONS[operation]
     start = time.monotonic()
-    created = provider.create(checked(provider, api_name="slow"))
+    left = through(provider, operation, lambda: clean_faults.add_fault(
+        action="latency", path=path, method=method, delay_ms=1500, count=1))
     assert time.monotonic() - start >= 1.5
-    assert [k["apiKey"] for k in exchange_keys()] == [created.id]
-    provider.delete(created.id, created.outs or {})
+    assert [k["apiKey"] for k in exchange_keys()] == ([left] if left else [])
+    if left:
+        provider.delete(left, {"api_key": left, "api_name": "op"})
 
 
 def test_read_and_delete_of_a_key_that_is_gone(

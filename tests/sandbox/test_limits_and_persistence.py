@@ -5,6 +5,10 @@ from __future__ import annotations
 import concurrent.futures
 from pathlib import Path
 
+import pytest
+
+from margin_special_keys.sandbox.errors import ExchangeError
+from margin_special_keys.sandbox.models import RateLimiter
 from tests.harness import SandboxProcess
 from tests.sandbox.conftest import Wire, error_code
 
@@ -25,6 +29,31 @@ def test_uid_weight_limit_answers_429_with_retry_after(tmp_path: Path) -> None:
         assert wire.send("POST", KEY, body_params={"apiName": "x"}).status_code == 200
     finally:
         limited.stop()
+
+
+def retry_after(limiter: RateLimiter, account: str, at_ms: int) -> int:
+    with pytest.raises(ExchangeError) as refused:
+        limiter.charge(account, LIST, 1, at_ms)
+    return int(refused.value.retry_after)  # type: ignore[attr-defined]
+
+
+def test_weight_is_counted_per_calendar_minute_as_binance_does() -> None:
+    limiter = RateLimiter(3)
+    for at in (58_000, 58_500, 59_000):
+        limiter.charge("a", LIST, 1, at)
+    assert retry_after(limiter, "a", 59_200) == 1  # until the minute turns
+    assert limiter.charge("a", LIST, 1, 60_000) == 1  # a new minute, a new budget
+    assert limiter.charge("b", LIST, 1, 59_500) == 1  # each account its own
+
+
+def test_a_test_window_starts_at_the_accounts_first_request() -> None:
+    limiter = RateLimiter(3, window_ms=15_000)
+    for at in (100_000, 107_000, 114_000):  # straddles no boundary, whatever the calendar says
+        limiter.charge("a", LIST, 1, at)
+    assert retry_after(limiter, "a", 110_000 + 4_000) == 1
+    assert retry_after(limiter, "a", 105_000) == 10
+    assert limiter.charge("a", LIST, 1, 115_000) == 1
+    assert limiter.charge("b", LIST, 1, 114_000) == 1  # b's windows start at its own first request
 
 
 def test_a_restart_keeps_every_key(tmp_path: Path) -> None:
