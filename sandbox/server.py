@@ -133,6 +133,10 @@ class DropConnection(Exception):
 class RequestHandler(BaseHTTPRequestHandler):
     server: SandboxServer
     protocol_version = "HTTP/1.1"
+    # Headers and body go out as two writes on a kept-alive connection: with Nagle's algorithm on,
+    # the body waits for the client's delayed ACK of the headers, 40 ms on every answer (the
+    # sandbox then looked like a slow exchange, and capped every client's concurrency).
+    disable_nagle_algorithm = True
     server_version = "sandbox-exchange"
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
