@@ -67,8 +67,9 @@ proof: engine
 	PROOF_REPORT=$(CURDIR)/.proof.jsonl $(PY) -m pytest -q tests/proof
 	$(PY) -m tools.reliability_report .proof.jsonl docs/reliability.md
 
+# Every core: the engine's commands are CPU-bound, each test has its own accounts and projects.
 test: lint engine
-	umask 077 && $(PY) -m pytest -q tests
+	umask 077 && $(PY) -m pytest -q -n auto tests
 
 demo: engine
 	umask 077 && $(PY) tools/demo.py up
