@@ -22,15 +22,9 @@ import os
 import sys
 from pathlib import Path
 
+from .engine import stack_config_dir
 from .report import as_json, exit_code, markdown
-from .runner import (
-    OPERATIONS,
-    delete_orphans,
-    discover_stacks,
-    exit_special_key_mode,
-    run,
-    stack_config_dir,
-)
+from .runner import OPERATIONS, delete_orphans, discover_stacks, exit_special_key_mode, run
 
 
 def _ask(what: str) -> bool:

@@ -38,6 +38,16 @@ def pulumi_environment(base: Mapping[str, str] | None = None, *, backend: str | 
     return env
 
 
+def stack_config_dir(project_dir: Path) -> Path:
+    """Where the project keeps Pulumi.<stack>.yaml: Pulumi.yaml's stackConfigDir, else the project."""
+    import yaml
+
+    project_file = project_dir / "Pulumi.yaml"
+    settings = yaml.safe_load(project_file.read_text()) if project_file.exists() else None
+    folder = settings.get("stackConfigDir") if isinstance(settings, dict) else None
+    return project_dir / str(folder) if folder else project_dir
+
+
 def ensure_engine() -> Path:
     """The engine in .tools/bin; built when missing, never skipped."""
     pulumi = TOOLS_BIN / "pulumi"
@@ -146,13 +156,25 @@ class PulumiProject:
         # Through stdin: a secret never travels in argv, where `ps` would show it.
         self.run("config", "set", "--secret", key, input=value)
 
+    def config_file(self) -> Path:
+        return stack_config_dir(self.directory) / f"Pulumi.{self.stack}.yaml"
+
+    def _edit_config(self, key: str, value: Any) -> None:
+        """Plaintext config written into the stack's file as a person edits it in a pull request
+        (secrets go through `pulumi config set --secret`): no engine process, no key derivation."""
+        import yaml
+
+        path = self.config_file()
+        document = (yaml.safe_load(path.read_text()) if path.exists() else None) or {}
+        document.setdefault("config", {})[key] = value
+        path.write_text(yaml.safe_dump(document, sort_keys=False))
+
     def set_config(self, key: str, value: str) -> None:
-        self.run("config", "set", key, value)
+        # As `pulumi config set` does: a key without a namespace is the project's.
+        self._edit_config(key if ":" in key else f"margin-special-keys:{key}", value)
 
     def set_object(self, key: str, value: Any) -> None:
-        payload = {f"margin-special-keys:{key}": {
-            "value": json.dumps(value), "objectValue": value, "secret": False}}
-        self.run("config", "set-all", "--json", json.dumps(payload))
+        self._edit_config(f"margin-special-keys:{key}", value)
 
     def use_account(self, base_url: str, account: Mapping[str, str]) -> None:
         self.set_config("binance:baseUrl", base_url)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from . import orphans
+from .engine import stack_config_dir
 from .report import StackResult
 
 OPERATIONS = ("preview", "up", "refresh", "drift", "orphans")
@@ -25,16 +26,6 @@ _print_lock = threading.Lock()
 
 
 STACK_NAME = re.compile(r"[A-Za-z0-9_.-]+")
-
-
-def stack_config_dir(project_dir: Path) -> Path:
-    """Where the project keeps Pulumi.<stack>.yaml: Pulumi.yaml's stackConfigDir, else the project."""
-    import yaml
-
-    project_file = project_dir / "Pulumi.yaml"
-    settings = yaml.safe_load(project_file.read_text()) if project_file.exists() else None
-    folder = settings.get("stackConfigDir") if isinstance(settings, dict) else None
-    return project_dir / str(folder) if folder else project_dir
 
 
 def discover_stacks(project_dir: Path, selection: Iterable[str] | None = None) -> list[str]:
