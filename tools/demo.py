@@ -105,7 +105,7 @@ def up() -> None:
     pulumi("stack", "output")
     print(f"""
 Look around (the demo stack's passphrase is a demo-only one; never use it for real stacks):
-  {sys.executable} -m sandbox keys --data-dir .sandbox     # the keys as the exchange holds them
+  {sys.executable} -m margin_special_keys.sandbox keys --data-dir .sandbox  # the keys on the exchange
   source tools/env.sh
   export PULUMI_CONFIG_PASSPHRASE={DEMO_PASSPHRASE}
   export PULUMI_BACKEND_URL=file://{STATE_DIR}
