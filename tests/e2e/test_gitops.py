@@ -14,11 +14,12 @@ from tests.harness import ROOT, PulumiProject, SandboxAccount, SandboxProcess
 
 
 class Fleet:
-    def __init__(self, tmp_path: Path, home: Path, sandbox: SandboxProcess) -> None:
+    def __init__(self, tmp_path: Path, home: Path, sandbox: SandboxProcess, size: int = 2) -> None:
         self.sandbox = sandbox
         first = PulumiProject.create(tmp_path / "infra", home, stack="desk-a")
-        self.stacks = {"desk-a": first, "desk-b": first.other_stack("desk-b"),
-                       "desk-c": first.other_stack("desk-c")}
+        self.stacks = {"desk-a": first}
+        for name in ("desk-b", "desk-c")[:size - 1]:
+            self.stacks[name] = first.other_stack(name)
         self.accounts: dict[str, SandboxAccount] = {}
         for name, stack in self.stacks.items():
             self.accounts[name] = sandbox.create_account("ED25519")
@@ -43,17 +44,30 @@ def rows(summary: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {r["stack"]: r for r in summary["stacks"]}
 
 
-@pytest.fixture
-def fleet(tmp_path: Path, pulumi_home: Path, sandbox: SandboxProcess) -> Fleet:
-    fleet = Fleet(tmp_path, pulumi_home, sandbox)
+def declared_fleet(tmp_path: Path, home: Path, sandbox: SandboxProcess, size: int) -> Fleet:
+    fleet = Fleet(tmp_path, home, sandbox, size)
     fleet.stacks["desk-a"].set_keys([{"name": "a1", "ipWhitelist": ["10.0.0.1"]},
                                      {"name": "a2", "symbol": "BTCUSDT"}])
     fleet.stacks["desk-b"].set_keys([{"name": "b1", "keyType": "HMAC"}])
-    fleet.stacks["desk-c"].set_keys([{"name": "c1", "keyType": "RSA", "ipWhitelist": ["10.0.0.3"]}])
+    if "desk-c" in fleet.stacks:
+        fleet.stacks["desk-c"].set_keys([{"name": "c1", "keyType": "RSA", "ipWhitelist": ["10.0.0.3"]}])
     return fleet
 
 
-def test_runner_applies_previews_and_reports_every_stack(fleet: Fleet) -> None:
+@pytest.fixture
+def fleet(tmp_path: Path, pulumi_home: Path, sandbox: SandboxProcess) -> Fleet:
+    """Two stacks, one account each: what every runner case but the first needs."""
+    return declared_fleet(tmp_path, pulumi_home, sandbox, 2)
+
+
+@pytest.fixture
+def fleet3(tmp_path: Path, pulumi_home: Path, sandbox: SandboxProcess) -> Fleet:
+    """Three stacks: one clean, one changed and one failing in the same run."""
+    return declared_fleet(tmp_path, pulumi_home, sandbox, 3)
+
+
+def test_runner_applies_previews_and_reports_every_stack(fleet3: Fleet) -> None:
+    fleet = fleet3
     code, summary, md, progress = fleet.runner("up")
     assert code == 0, progress
     assert {s: r["changes"].get("create") for s, r in rows(summary).items()} == {
@@ -113,7 +127,7 @@ def test_orphans_finds_a_key_made_by_hand_and_nothing_else(fleet: Fleet) -> None
     code, summary, md, _ = fleet.runner("orphans")
     assert code == 3
     assert {s: [o["apiKey"] for o in r["orphans"]] for s, r in rows(summary).items()} == {
-        "desk-a": [], "desk-b": [by_hand.api_key], "desk-c": []}
+        "desk-a": [], "desk-b": [by_hand.api_key]}
     assert rows(summary)["desk-b"]["orphans"][0]["scope"] == "ETHUSDT"
     assert rows(summary)["desk-b"]["orphans"][0]["verdict"] == "unmanaged"
     assert by_hand.api_key in md
