@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 PROVIDER_PATH = "margin_special_keys.margin_special_key.MarginSpecialKeyProvider"
+PROVIDER_MODULE, PROVIDER_CLASS = PROVIDER_PATH.rsplit(".", 1)
 
 # Paths earlier versions pickled. 0.1.0 was not installable: it ran from a checkout of this
 # repository, whose `providers/` folder is still importable there (providers/__init__.py aliases it).

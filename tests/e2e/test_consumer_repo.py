@@ -105,7 +105,7 @@ def test_an_infra_repo_installs_the_package_and_manages_keys_with_its_own_progra
     outputs = project.outputs()
     assert outputs["apiKey"] == on_exchange[0]["apiKey"] and outputs["ownProviders"] == "firm-infra"
     assert outputs["packageFrom"].startswith(str(site))  # this repo's virtualenv, not the checkout
-    module = state_format.PROVIDER_PATH.rsplit(".", 1)[0].encode()
+    module = state_format.PROVIDER_MODULE.encode()
     assert all(module in blob and b"providers" not in blob for blob in provider_path(project))
 
     # The runner from the consuming repo: --project is the current directory, the stacks folder

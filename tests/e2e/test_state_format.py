@@ -63,7 +63,7 @@ def test_a_state_written_by_0_1_0_refreshes_destroys_and_is_rewritten_by_the_nex
     project.up()
     assert sandbox.mutations() == []  # the path moved; the exchange was not touched
     current = pickled_paths(project)["old-b"]
-    module = state_format.PROVIDER_PATH.rsplit(".", 1)[0].encode()
+    module = state_format.PROVIDER_MODULE.encode()
     assert module in current[0] and module in current[1] and b"providers" not in current[1]
     project.expect_no_changes()
 

@@ -56,8 +56,7 @@ def load(blob: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 def test_pickle_is_by_reference_to_the_installed_path_and_tiny() -> None:
     raw = base64.b64decode(pickled(ROOT))
-    module, name = state_format.PROVIDER_PATH.rsplit(".", 1)
-    assert module.encode() in raw and name.encode() in raw
+    assert state_format.PROVIDER_MODULE.encode() in raw and state_format.PROVIDER_CLASS.encode() in raw
     assert len(raw) < 400, len(raw)
     assert b"co_code" not in raw and str(ROOT).encode() not in raw and b"providers" not in raw
 
