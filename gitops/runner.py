@@ -29,20 +29,20 @@ STACK_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 
 
 def discover_stacks(project_dir: Path, selection: Iterable[str] | None = None) -> list[str]:
-    names = sorted(
+    folder = stack_config_dir(project_dir)
+    found = sorted(
         m.group(1)
-        for p in stack_config_dir(project_dir).glob("Pulumi.*.yaml")
+        for p in folder.glob("Pulumi.*.yaml")
         if (m := re.fullmatch(r"Pulumi\.(.+)\.yaml", p.name))
     )
-    bad = [n for n in names if not STACK_NAME.fullmatch(n)]
+    bad = [n for n in found if not STACK_NAME.fullmatch(n)]
     if bad:
         raise SystemExit(f"stack names must be letters, digits, '.', '_' or '-': {bad!r}")
-    found = names
     if selection:
         wanted = list(dict.fromkeys(selection))
         missing = [s for s in wanted if s not in found]
         if missing:
-            raise SystemExit(f"no stacks/Pulumi.<stack>.yaml for: {', '.join(missing)}")
+            raise SystemExit(f"no {folder}/Pulumi.<stack>.yaml for: {', '.join(missing)}")
         return wanted
     return found
 
