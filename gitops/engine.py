@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
-from collections.abc import Mapping
+import tempfile
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
@@ -68,6 +70,78 @@ class Run:
         return self.stdout + self.stderr
 
 
+class StackNotFound(Exception):
+    """The backend has no stack of that name."""
+
+
+NO_STACK = re.compile(r"no stack named '[^']*' found")
+
+
+@dataclass
+class StackCommands:
+    """The official CLI on a project that exists, one process per call and nothing else: every
+    call names its stack (never `pulumi stack select`, which changes the stack a person has
+    selected), and no call asks for more than its caller reads (the state without secrets, no
+    outputs or history after an update, unlike the automation API's up)."""
+
+    directory: Path
+    env: Mapping[str, str] = field(repr=False)
+
+    def run(self, *args: str, stack: str, on_line: Callable[[str], None] | None = None,
+            extra_env: Mapping[str, str] | None = None) -> Run:
+        """One command. With `on_line`, its output (stdout and stderr together, as a person sees
+        it in a terminal) goes there line by line as it comes."""
+        cmd = ["pulumi", *args, "--stack", stack, "--non-interactive", "--color", "never"]
+        env = {**self.env, **(extra_env or {})}
+        if on_line is None:
+            proc = subprocess.run(cmd, cwd=self.directory, env=env, capture_output=True, text=True)
+            run = Run(cmd, proc.returncode, proc.stdout, proc.stderr)
+        else:
+            lines = []
+            with subprocess.Popen(cmd, cwd=self.directory, env=env, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True, bufsize=1) as streamed:
+                assert streamed.stdout is not None
+                for line in streamed.stdout:
+                    lines.append(line)
+                    on_line(line)
+            run = Run(cmd, streamed.returncode, "".join(lines), "")
+        if run.returncode != 0 and NO_STACK.search(run.stderr or run.stdout):
+            raise StackNotFound(stack)
+        return run
+
+    def operation(self, *args: str, stack: str,
+                  on_line: Callable[[str], None]) -> tuple[Run, list[dict[str, Any]]]:
+        """preview, up, refresh or destroy, with the engine's structured events (its event log,
+        as the automation API reads it), so nothing is scraped from the text."""
+        with tempfile.TemporaryDirectory(prefix="pulumi-events-") as folder:
+            log = Path(folder) / "events.jsonl"
+            run = self.run(*args, "--event-log", str(log), stack=stack, on_line=on_line,
+                           extra_env={"PULUMI_DEBUG_COMMANDS": "true"})  # enables --event-log
+            text = log.read_text() if log.exists() else ""
+        events = [json.loads(line) for line in text.splitlines() if line.strip()]
+        return run, events
+
+    def config(self, stack: str) -> dict[str, str]:
+        """The stack's config, secrets decrypted: each value as `pulumi config --json` gives it
+        (structured ones as JSON text)."""
+        run = self.run("config", "--json", "--show-secrets", stack=stack)
+        if run.returncode != 0:
+            raise RuntimeError(f"could not read the config of stack {stack!r}: {run.stderr.strip()}")
+        return {key: str(entry.get("value", "")) for key, entry in json.loads(run.stdout).items()}
+
+    def deployment(self, stack: str) -> dict[str, Any]:
+        """The stack's state as `pulumi stack export` gives it: secrets stay ciphertext."""
+        run = self.run("stack", "export", stack=stack)
+        if run.returncode != 0:
+            raise RuntimeError(f"could not export stack {stack!r}: {run.stderr.strip()}")
+        return dict(json.loads(run.stdout).get("deployment") or {})
+
+    def init(self, stack: str) -> None:
+        run = self.run("stack", "init", stack=stack)
+        if run.returncode != 0:
+            raise RuntimeError(f"could not create stack {stack!r}: {run.stderr.strip()}")
+
+
 # A program of N dynamic resources that do nothing: the engine's own floor, for benchmarks.
 NOOP_PROGRAM = '''
 import pulumi
@@ -120,14 +194,17 @@ class PulumiProject:
         else:
             (directory / "__main__.py").write_text(program)
         project = cls(directory, home, stack)
-        project.run("stack", "init", stack)
+        project.init_stack()
         return project
 
     def other_stack(self, stack: str) -> Self:
         """Another stack of the same project (one stack per sub-account)."""
         project = type(self)(self.directory, self.home, stack, self.passphrase, dict(self.extra_env))
-        project.run("stack", "init", stack)
+        project.init_stack()
         return project
+
+    def init_stack(self) -> None:
+        self.run("stack", "init", self.stack)
 
     def env(self) -> dict[str, str]:
         clean = {k: v for k, v in os.environ.items() if not k.startswith(("BINANCE_", "PULUMI_"))}

@@ -31,6 +31,8 @@ class StackKeys:
     managed: set[str] = field(default_factory=set)  # apiKeys in the state
     declared: set[tuple[str, str | None]] = field(default_factory=set)  # (apiName, symbol)
     pending: set[tuple[str, str | None]] = field(default_factory=set)  # pending creates
+    # The stack's config, secrets decrypted: the provider credentials the audit signs with.
+    config: dict[str, str] = field(default_factory=dict, repr=False)
 
 
 def declared_keys(config: dict[str, str]) -> list[tuple[str, str | None, bool]]:
@@ -48,13 +50,13 @@ def declared_keys(config: dict[str, str]) -> list[tuple[str, str | None, bool]]:
     ]
 
 
-def read_stack(name: str, stack: Any) -> StackKeys:
+def read_stack(name: str, config: dict[str, str], deployment: dict[str, Any]) -> StackKeys:
+    """What a stack says of its account: from its config (as `pulumi config --json` gives it) and
+    its state (as `pulumi stack export` gives it; no secret is needed)."""
     from margin_special_keys.settings import read_settings
 
-    config = {k: v.value for k, v in stack.get_all_config().items()}
     settings = read_settings(config.get, os.environ)
-    found = StackKeys(name, (settings.base_url, settings.api_key))
-    deployment = stack.export_stack().deployment or {}
+    found = StackKeys(name, (settings.base_url, settings.api_key), config=config)
     for resource in deployment.get("resources", []):
         if str(resource.get("type", "")).endswith("MarginSpecialKey") and resource.get("id"):
             found.managed.add(str(resource["id"]))

@@ -1,8 +1,9 @@
 """Run preview, up, refresh, drift or the orphan audit over many stacks, with bounded parallelism.
 
-Built on `pulumi.automation`: each stack is a `Pulumi.<stack>.yaml` in the project's `stacks/`
-folder, and each runs the project's own program. Progress lines go to stderr prefixed with the
-stack's name, so a person watching a pipeline sees which stack is running.
+Each stack is a `Pulumi.<stack>.yaml` in the folder Pulumi.yaml's stackConfigDir names, and each
+runs the project's own program through the official CLI, one process per operation
+(gitops/engine.py `StackCommands`). Progress lines go to stderr prefixed with the stack's name, so
+a person watching a pipeline sees which stack is running.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from . import orphans
-from .engine import stack_config_dir
+from .engine import StackCommands, StackNotFound, stack_config_dir
 from .report import StackResult
 
 OPERATIONS = ("preview", "up", "refresh", "drift", "orphans")
@@ -54,43 +55,35 @@ def progress(stack: str, line: str) -> None:
             print(f"[{stack}] {text}", file=sys.stderr, flush=True)
 
 
-def _environment(project_dir: Path) -> dict[str, str]:
-    """The engine's environment (gitops/engine.py), with the project's own .tools/bin if it has one."""
-    from .engine import pulumi_environment
-
-    env = pulumi_environment(tools_bin=project_dir / ".tools" / "bin")
-    return {k: env[k] for k in ("PATH", "PULUMI_SKIP_UPDATE_CHECK",
-                                "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION") if k in env}
-
-
 class StackUnavailable(Exception):
     """The stack cannot be worked on as it is; the message says what to do."""
 
 
-def _stack(project_dir: Path, name: str, *, create: bool = False) -> Any:
-    """The stack in the backend. Only `up` (a merge) may create one: a pull request's preview
-    must never write to the shared backend."""
-    from pulumi import automation as auto
+def _commands(project_dir: Path, name: str) -> StackCommands:
+    """The CLI on the project, with the project's own .tools/bin first on PATH if it has one, for
+    a stack whose checkpoint can be read."""
+    from .engine import pulumi_environment
 
-    env = _environment(project_dir)
-    if "PATH" in env:  # the automation API looks the CLI up on this process's PATH
-        os.environ["PATH"] = env["PATH"]
-    backend = os.environ.get("PULUMI_BACKEND_URL")
-    broken = orphans.empty_checkpoint_attrs(project_dir, name, backend)
+    broken = orphans.empty_checkpoint_attrs(project_dir, name, os.environ.get("PULUMI_BACKEND_URL"))
     if broken:
         raise StackUnavailable(
             f"the backend's {broken[0].name} is empty (a run killed while it wrote the checkpoint"
             f" leaves this; the checkpoint itself is intact): remove it with `rm {broken[0]}`,"
             " then run the command again")
-    opts = auto.LocalWorkspaceOptions(env_vars=env)
-    if create:
-        return auto.create_or_select_stack(name, work_dir=str(project_dir), opts=opts)
+    return StackCommands(project_dir, pulumi_environment(tools_bin=project_dir / ".tools" / "bin"))
+
+
+def _missing(name: str) -> StackUnavailable:
+    return StackUnavailable(
+        f"stack {name!r} does not exist in the backend, and only `up` creates stacks: run"
+        f" `pulumi stack init {name}` (or the `up` job on the main branch) first")
+
+
+def _config(commands: StackCommands, name: str) -> dict[str, str]:
     try:
-        return auto.select_stack(name, work_dir=str(project_dir), opts=opts)
-    except auto.StackNotFoundError:
-        raise StackUnavailable(
-            f"stack {name!r} does not exist in the backend, and only `up` creates stacks: run"
-            f" `pulumi stack init {name}` (or the `up` job on the main branch) first") from None
+        return commands.config(name)
+    except StackNotFound:
+        raise _missing(name) from None
 
 
 GENERIC_ERRORS = ("Resource monitor has terminated", "update failed", "preview failed",
@@ -123,14 +116,11 @@ CHANGE_OPS = ("create", "update", "delete", *REPLACE_OPS)
 
 
 class Events:
-    """What the engine reported, from its structured events (never scraped from text): each key
-    that changes, how and why, and each error message."""
+    """What the engine reported, from its event log (never scraped from text): each key that
+    changes, how and why, and each error message."""
 
-    def __init__(self) -> None:
-        self.events: list[Any] = []
-
-    def __call__(self, event: Any) -> None:
-        self.events.append(event)
+    def __init__(self, events: list[dict[str, Any]] | None = None) -> None:
+        self.events = events or []
 
     def key_steps(self) -> list[dict[str, Any]]:
         """One entry per special key that changes (never the Stack or a provider resource)."""
@@ -138,41 +128,46 @@ class Events:
 
         steps: dict[str, dict[str, Any]] = {}
         for event in self.events:
-            pre = getattr(event, "resource_pre_event", None)
-            if pre is None or not str(pre.metadata.type).endswith("MarginSpecialKey"):
+            meta = (event.get("resourcePreEvent") or {}).get("metadata") or {}
+            if not str(meta.get("type", "")).endswith("MarginSpecialKey"):
                 continue
-            meta = pre.metadata
-            op = getattr(meta.op, "value", str(meta.op))
+            op = str(meta.get("op", ""))
             if op not in CHANGE_OPS:
                 continue
-            name = str(meta.urn).rsplit("::", 1)[-1]
+            name = str(meta.get("urn", "")).rsplit("::", 1)[-1]
             step = steps.setdefault(name, {"key": name, "op": op, "fields": [], "because": []})
             if op in REPLACE_OPS:
                 step["op"] = "replace"
-            changed = list(meta.diffs or []) + [re.split(r"[.\[]", path, maxsplit=1)[0]
-                                                for path in (meta.detailed_diff or {})]
-            if op == "update" and not changed and meta.old is not None and meta.new is not None:
+            changed = list(meta.get("diffs") or []) + [re.split(r"[.\[]", path, maxsplit=1)[0]
+                                                       for path in (meta.get("detailedDiff") or {})]
+            old_inputs = (meta.get("old") or {}).get("inputs")
+            new_inputs = (meta.get("new") or {}).get("inputs")
+            if op == "update" and not changed and old_inputs is not None and new_inputs is not None:
                 # Dynamic providers' diffs name no properties: compare the inputs themselves.
-                changed = [f for f in DIFF_FIELDS
-                           if meta.old.inputs.get(f) != meta.new.inputs.get(f)]
+                changed = [f for f in DIFF_FIELDS if old_inputs.get(f) != new_inputs.get(f)]
             for field_name in changed:
                 shown = PYTHON_TO_CONFIG.get(field_name, field_name)
                 if shown not in step["fields"]:
                     step["fields"].append(shown)
-            for field_name in meta.keys or []:
+            for field_name in meta.get("keys") or []:
                 shown = PYTHON_TO_CONFIG.get(field_name, field_name)
                 if shown not in step["because"]:
                     step["because"].append(shown)
         return list(steps.values())
 
+    def changes(self) -> dict[str, int]:
+        """The summary's resource changes (the last summary: an update's, not its preview's)."""
+        summaries = [e["summaryEvent"] for e in self.events if e.get("summaryEvent")]
+        return _changes(summaries[-1].get("resourceChanges") if summaries else None)
+
     def errors(self) -> list[str]:
         """Each error's message: the last line a person reads, never a traceback's source line."""
         found = []
         for event in self.events:
-            diag = getattr(event, "diagnostic_event", None)
-            if diag is None or diag.severity != "error":
+            diag = event.get("diagnosticEvent")
+            if not diag or diag.get("severity") != "error":
                 continue
-            lines = [ln.strip() for ln in str(diag.message).splitlines() if ln.strip()]
+            lines = [ln.strip() for ln in str(diag.get("message", "")).splitlines() if ln.strip()]
             if not lines or any(g.lower() in lines[-1].lower() for g in GENERIC_ERRORS):
                 continue
             text = lines[-1]
@@ -249,47 +244,51 @@ def end_leftover_plugins(project_dir: Path) -> int:
     return ended
 
 
-def run_stack(project_dir: Path, name: str, operation: str) -> StackResult:
-    """One operation on one stack; orphans are only listed here (see delete_orphans)."""
+# The official CLI's flags per operation. Every refresh runs the program (--run-program), so it
+# uses the stack's config as it is now, not the provider settings stored with the last update: a
+# fixed baseUrl or a rotated provider key takes effect at once.
+COMMANDS = {
+    # A pull request sees what the merge will do: refresh first, exactly like `up`; a refreshing
+    # preview writes no state.
+    "preview": ("preview", "--refresh", "--run-program"),
+    "drift": ("preview", "--refresh", "--run-program"),
+    # With its preview (no --skip-preview), in one process: a plan the account cannot hold (its
+    # 30-key room) is refused before anything is made, never half way. Refresh first, so an up
+    # restores whatever was changed on the exchange by hand.
+    "up": ("up", "--yes", "--refresh", "--run-program"),
+    "refresh": ("refresh", "--yes", "--skip-preview", "--run-program"),
+}
+
+
+def run_stack(project_dir: Path, name: str, operation: str,
+              accounts: dict[str, orphans.StackKeys | Exception] | None = None) -> StackResult:
+    """One operation on one stack; orphans are only listed here (see delete_orphans), from
+    `accounts`: what every stack of the project says of its account, read once per run."""
     result = StackResult(stack=name, operation=operation)
     start = time.monotonic()
     progress(name, f"== {operation} started")
+    events = Events()
     try:
-        stack = _stack(project_dir, name, create=operation == "up")
-        out: Callable[[str], None] = lambda line: progress(name, line)  # noqa: E731
-        events = Events()
-        # Every refresh runs the program (--run-program), so it uses the stack's config as it is
-        # now, not the provider settings stored with the last update: a fixed baseUrl or a
-        # rotated provider key takes effect at once.
-        if operation in ("preview", "drift"):
-            # A pull request sees what the merge will do: refresh first, exactly like `up`.
-            # (The SDK's preview_refresh passes --yes with --preview-only, which this CLI
-            # refuses; a refreshing preview writes no state either.)
-            stack.preview(on_output=out, color="never", refresh=True, run_program=True,
-                          on_event=events)
+        commands = _commands(project_dir, name)
+        if operation == "orphans":
+            result.orphans = audit_orphans(name, accounts if accounts is not None
+                                           else read_accounts(project_dir, [name], 1))
+        elif operation in COMMANDS:
+            run, logged = _operation(commands, name, operation)
+            events = Events(logged)
+            if run.returncode != 0:
+                raise RuntimeError(run.output)
             result.steps = events.key_steps()
-            result.changes = _counts(result.steps)
+            if operation == "refresh":
+                result.changes = events.changes()
+            else:
+                result.changes = _counts(result.steps)
             result.drifted = operation == "drift" and bool(result.steps)
-        elif operation == "up":
-            # The automation API's up skips its preview: preview first, so that a plan the account
-            # cannot hold (its 30-key room) is refused before anything is made, never half way.
-            stack.preview(on_output=out, color="never", refresh=True, run_program=True,
-                          on_event=events)
-            events = Events()  # what the up itself does
-            # Refresh first, so an up restores whatever was changed on the exchange by hand.
-            stack.up(on_output=out, color="never", refresh=True, run_program=True, on_event=events)
-            result.steps = events.key_steps()
-            result.changes = _counts(result.steps)
-        elif operation == "refresh":
-            refreshed = stack.refresh(on_output=out, color="never", run_program=True)
-            result.changes = _changes(refreshed.summary.resource_changes)
-        elif operation == "orphans":
-            result.orphans = audit_orphans(project_dir, name, stack)
         else:
             raise ValueError(f"unknown operation {operation!r}")
     except Exception as exc:  # noqa: BLE001 - one stack's failure is reported, the others go on
         result.ok = False
-        messages = events.errors() if "events" in locals() else []
+        messages = events.errors()
         result.error = " / ".join(messages) if messages else _error_text(exc)
     ended = end_leftover_plugins(project_dir)
     if ended:
@@ -300,25 +299,63 @@ def run_stack(project_dir: Path, name: str, operation: str) -> StackResult:
     return result
 
 
-def _account_client(stack: Any) -> Any:
-    """A client signed with this stack's own provider credentials."""
+def _operation(commands: StackCommands, name: str,
+               operation: str) -> tuple[Any, list[dict[str, Any]]]:
+    """Only `up` (a merge) may create a stack: a pull request's preview must never write to the
+    shared backend."""
+    def out(line: str) -> None:
+        progress(name, line)
+
+    try:
+        return commands.operation(*COMMANDS[operation], stack=name, on_line=out)
+    except StackNotFound:
+        if operation != "up":
+            raise _missing(name) from None
+    progress(name, "creating the stack (its first up)")
+    commands.init(name)
+    return commands.operation(*COMMANDS[operation], stack=name, on_line=out)
+
+
+def _account_client(config: dict[str, str]) -> Any:
+    """A client signed with a stack's own provider credentials."""
     from margin_special_keys.settings import make_client, read_settings
 
-    config = {k: v.value for k, v in stack.get_all_config().items()}
     return make_client(read_settings(config.get, os.environ))
 
 
-def audit_orphans(project_dir: Path, name: str, stack: Any) -> list[dict[str, str]]:
+def read_accounts(project_dir: Path, names: list[str],
+                  parallel: int) -> dict[str, orphans.StackKeys | Exception]:
+    """What each of `names` says of its account: its config and its state (read without secrets),
+    or why it could not be read."""
+    def read(name: str) -> orphans.StackKeys | Exception:
+        try:
+            commands = _commands(project_dir, name)
+            config = _config(commands, name)
+            return orphans.read_stack(name, config, commands.deployment(name))
+        except Exception as exc:  # noqa: BLE001 - reported by each audit that needs this stack
+            return exc
+
+    with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+        return dict(zip(names, pool.map(read, names), strict=True))
+
+
+def audit_orphans(name: str, accounts: dict[str, orphans.StackKeys | Exception]) -> list[dict[str, str]]:
     """Keys on this stack's account that no stack's state holds, each with its verdict
-    (gitops/orphans.py): every stack of the project on the same account is read."""
-    own = orphans.read_stack(name, stack)
+    (gitops/orphans.py): every stack of the project on the same account counts. A stack that
+    cannot be read fails the audit, since its keys might be among those listed."""
+    own = accounts[name]
+    if isinstance(own, Exception):
+        raise own
     same_account = []
-    for other in discover_stacks(project_dir):
-        if other != name:
-            theirs = orphans.read_stack(other, _stack(project_dir, other))
-            if theirs.account == own.account:
-                same_account.append(theirs)
-    client = _account_client(stack)
+    for other, theirs in accounts.items():
+        if other == name:
+            continue
+        if isinstance(theirs, Exception):
+            raise StackUnavailable(f"stack {other!r} of the same project could not be read, so keys"
+                                   f" it may hold cannot be told apart: {_error_text(theirs)}")
+        if theirs.account == own.account:
+            same_account.append(theirs)
+    client = _account_client(own.config)
     listed = [(key.api_key, key.api_name, scope)
               for scope in [None, *client.isolated_symbols()]
               for key in client.list_special_keys(scope)]
@@ -328,8 +365,12 @@ def audit_orphans(project_dir: Path, name: str, stack: Any) -> list[dict[str, st
 def run(project_dir: Path, operation: str, stacks: list[str], parallel: int) -> list[StackResult]:
     if operation not in OPERATIONS:
         raise ValueError(f"operation must be one of {', '.join(OPERATIONS)}")
+    accounts = None
+    if operation == "orphans":
+        # Every stack of the project, whatever --stacks selects: each read once for all audits.
+        accounts = read_accounts(project_dir, discover_stacks(project_dir), parallel)
     with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
-        return list(pool.map(lambda s: run_stack(project_dir, s, operation), stacks))
+        return list(pool.map(lambda s: run_stack(project_dir, s, operation, accounts), stacks))
 
 
 def preflight(project_dir: Path, name: str, record: Path | None = None) -> list[Any]:
@@ -339,8 +380,7 @@ def preflight(project_dir: Path, name: str, record: Path | None = None) -> list[
 
     from . import preflight as checks
 
-    stack = _stack(project_dir, name)
-    config = {k: v.value for k, v in stack.get_all_config().items()}
+    config = _config(_commands(project_dir, name), name)
     settings = read_settings(config.get, os.environ)
     recorder = None
     if record is not None:
@@ -356,8 +396,8 @@ def exit_special_key_mode(project_dir: Path, name: str, confirm: Callable[[str],
     """Exit Special Key Mode for one stack's account (Cross Margin Classic): Binance deletes every
     cross margin special key of the account at once and allows no new one for 24 hours. Shows
     what goes, asks `confirm`, then refreshes the stack so its state shows the keys gone."""
-    stack = _stack(project_dir, name)
-    client = _account_client(stack)
+    commands = _commands(project_dir, name)
+    client = _account_client(_config(commands, name))
     doomed = client.list_special_keys(None)
     progress(name, f"account at {client.base_url}: {len(doomed)} cross margin special key(s)"
                    " will be deleted by Binance, and none can be created for 24 hours:")
@@ -369,8 +409,9 @@ def exit_special_key_mode(project_dir: Path, name: str, confirm: Callable[[str],
     client.exit_special_key_mode()
     reopen = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(time.time() + 24 * 3600))
     progress(name, f"special key mode exited; new special keys can be created from about {reopen}")
-    stack.refresh(on_output=lambda line: progress(name, line), color="never")
-    return 0
+    run = commands.run("refresh", "--yes", "--skip-preview", stack=name,
+                       on_line=lambda line: progress(name, line))
+    return 0 if run.returncode == 0 else 1
 
 
 def deletable(results: list[StackResult]) -> list[tuple[str, dict[str, str]]]:
@@ -398,7 +439,8 @@ def delete_orphans(project_dir: Path, results: list[StackResult],
     if not confirm(f"delete {len(doomed)} orphaned key(s)"):
         return False
     for stack, o in doomed:
-        client = _account_client(_stack(project_dir, stack))
+        commands = _commands(project_dir, stack)
+        client = _account_client(_config(commands, stack))
         client.delete_special_key(o["apiKey"], None if o["scope"] == "cross margin" else o["scope"])
         o["deleted"] = "yes"
         progress(stack, f"deleted orphan {o['apiKey']} ({o['apiName']!r} on {o['scope']})")
