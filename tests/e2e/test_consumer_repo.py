@@ -10,6 +10,7 @@ import base64
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -37,8 +38,17 @@ def package_index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str
     """pip settings under which `margin-special-keys` resolves to a wheel built from this checkout
     and its dependencies' ranges to the versions this repository locks (the pip cache has them)."""
     wheels = tmp_path_factory.mktemp("wheels")
+    # Built from a copy of what the wheel is made of: a build writes build/ and *.egg-info next to
+    # its sources, and two test processes may build at once.
+    source = tmp_path_factory.mktemp("source")
+    for name in ("pyproject.toml", "README.md", "providers", "gitops", "sandbox"):
+        if (ROOT / name).is_dir():
+            shutil.copytree(ROOT / name, source / name,
+                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            shutil.copy(ROOT / name, source / name)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
-                    "--no-build-isolation", "-w", str(wheels), str(ROOT)], check=True, cwd=wheels)
+                    "--no-build-isolation", "-w", str(wheels), str(source)], check=True, cwd=wheels)
     constraints = wheels.parent / "constraints.txt"
     constraints.write_text("".join(
         line.split(" ")[0] + "\n" for line in (ROOT / "requirements.lock").read_text().splitlines()

@@ -5,6 +5,8 @@ This is also the floor the benchmarks compare the special key against.
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import re
 from pathlib import Path
@@ -86,3 +88,29 @@ def test_program_output_and_errors_reach_the_user(tmp_path: Path, pulumi_home: P
     preview = project.preview(check=False)
     assert preview.returncode != 0
     assert "hello from the program" in preview.output and "broken on purpose" in preview.output
+
+
+def test_the_engine_reads_the_secrets_the_harness_seals_as_its_own(
+    tmp_path: Path, pulumi_home: Path
+) -> None:
+    """The harness seals test secrets in process (tests/harness.py PassphraseSecrets); the CLI
+    must keep the shared salt at `stack init`, decrypt those values, and read a value it sealed
+    itself on the same stack."""
+    import yaml
+
+    from tests.harness import PassphraseSecrets, same_secret
+
+    project = PulumiProject.create(tmp_path / "sealed", pulumi_home, program=NOOP_PROGRAM)
+    salt = yaml.safe_load(project.config_file().read_text())["encryptionsalt"]
+    assert salt.startswith(f"v1:{base64.b64encode(PassphraseSecrets.SALT).decode()}:")
+    sealed_here, sealed_by_cli = "sealed-by-the-harness-Zq81", "sealed-by-the-cli-Wx42"
+    project.set_secret("binance:apiKey", sealed_here)
+    project.run("config", "set", "--secret", "binance:secretKey", input=sealed_by_cli)
+    config = yaml.safe_load(project.config_file().read_text())
+    assert config["encryptionsalt"] == salt
+    assert all(set(config["config"][k]) == {"secure"}
+               for k in ("binance:apiKey", "binance:secretKey"))
+    shown = project.run("config", "--json", "--show-secrets").stdout
+    values = {k: v["value"] for k, v in json.loads(shown).items()}
+    assert same_secret(values["binance:apiKey"], sealed_here)
+    assert same_secret(values["binance:secretKey"], sealed_by_cli)
