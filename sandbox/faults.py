@@ -55,6 +55,7 @@ class LoggedRequest:
     status: int  # 0: the connection was dropped
     code: int | None
     started_ms: int  # when the request arrived
+    account: str | None = None  # the calling account's id, once its API key was read
 
 
 @dataclass
@@ -96,10 +97,11 @@ class Faults:
                 return rule
         return None
 
-    def record(self, method: str, path: str, status: int, code: int | None, started_ms: int) -> None:
+    def record(self, method: str, path: str, status: int, code: int | None, started_ms: int,
+               account: str | None = None) -> None:
         with self._lock:
-            self.log.append(
-                LoggedRequest(int(time.time() * 1000), method, path, status, code, started_ms))
+            self.log.append(LoggedRequest(int(time.time() * 1000), method, path, status, code,
+                                          started_ms, account))
 
     def snapshot(self) -> dict[str, object]:
         with self._lock:

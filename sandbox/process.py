@@ -7,7 +7,6 @@ It reads the exchange only through the admin interface, never through the client
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -116,8 +115,11 @@ class SandboxProcess:
     def request_counts(self) -> dict[str, int]:
         return dict(self.admin("GET", "state")["counts"])
 
-    def requests_log(self) -> list[dict[str, Any]]:
-        return list(self.admin("GET", "state")["requests"])
+    def requests_log(self, account_id: str | None = None) -> list[dict[str, Any]]:
+        """Every request answered since the last reset; with `account_id`, that account's only
+        (a test's run can share the sandbox with what an earlier test left running)."""
+        requests = list(self.admin("GET", "state")["requests"])
+        return [r for r in requests if account_id is None or r.get("account") == account_id]
 
     def mutations(self) -> list[tuple[str, str]]:
         """The requests that could change the exchange, in the order they arrived."""
@@ -129,10 +131,8 @@ class SandboxProcess:
 
     def create_account(self, key_type: str = "ED25519", account_type: str = "CROSS_MARGIN_CLASSIC",
                        isolated_symbols: str = "BTCUSDT,ETHUSDT") -> SandboxAccount:
-        out = subprocess.run(
-            [sys.executable, "-m", "margin_special_keys.sandbox",
-             "account", "create", "--data-dir", str(self.data_dir),
-             "--key-type", key_type, "--type", account_type, "--isolated-symbols", isolated_symbols],
-            cwd=ROOT, check=True, capture_output=True, text=True,
-        )
-        return SandboxAccount(json.loads(out.stdout))
+        """What `python -m margin_special_keys.sandbox account create` makes, through the running
+        server's admin interface (no process per account)."""
+        return SandboxAccount(self.admin("POST", "accounts", {
+            "type": account_type, "keyType": key_type,
+            "isolatedSymbols": [s.strip() for s in isolated_symbols.split(",") if s.strip()]}))

@@ -23,7 +23,14 @@ from . import auth, errors
 from .dialects import Dialect
 from .errors import ExchangeError
 from .faults import FaultRule, Faults
-from .models import DEFAULT_UID_WEIGHT_LIMIT, MAX_KEYS_PER_ACCOUNT, Exchange, RateLimiter
+from .models import (
+    DEFAULT_ISOLATED_SYMBOLS,
+    DEFAULT_RESTRICTIONS,
+    DEFAULT_UID_WEIGHT_LIMIT,
+    MAX_KEYS_PER_ACCOUNT,
+    Exchange,
+    RateLimiter,
+)
 from .store import Account, Store
 
 MAX_BODY_BYTES = 64 * 1024
@@ -169,6 +176,7 @@ class RequestHandler(BaseHTTPRequestHandler):
             return
         faults = self.server.faults
         started_ms = int(time.time() * 1000)
+        self._account_id: str | None = None  # this request's caller, once known
         rule = faults.match(method, path)
         status: int = 200
         payload: Any = None
@@ -190,7 +198,7 @@ class RequestHandler(BaseHTTPRequestHandler):
             if rule is not None and rule.action == "error_after":
                 raise ExchangeError(rule.code, rule.msg, status=rule.status)
         except DropConnection:
-            faults.record(method, path, 0, None, started_ms)
+            faults.record(method, path, 0, None, started_ms, self._account_id)
             self.close_connection = True
             try:
                 self.connection.shutdown(socket.SHUT_RDWR)
@@ -206,7 +214,8 @@ class RequestHandler(BaseHTTPRequestHandler):
             unknown = errors.unknown_error()
             status, payload = unknown.status, unknown.body()
         code = payload.get("code") if isinstance(payload, dict) and status != 200 else None
-        faults.record(method, path, status, code if isinstance(code, int) else None, started_ms)
+        faults.record(method, path, status, code if isinstance(code, int) else None, started_ms,
+                      self._account_id)
         self._answer(status, payload, headers)
 
     def _dispatch(
@@ -219,6 +228,7 @@ class RequestHandler(BaseHTTPRequestHandler):
         if route is None:
             raise ExchangeError(-1000, f"Unknown endpoint {method} {path}.", status=404)
         account, key = exchange.caller(self.headers.get("X-MBX-APIKEY"))
+        self._account_id = account.account_id
         if method == "DELETE" and exchange.dialect.delete_body == "refuse":
             body = b""  # the margin API reads a DELETE's parameters from the query string only
         params = parse_params(query, body)
@@ -276,6 +286,18 @@ class RequestHandler(BaseHTTPRequestHandler):
             elif (method, path) == ("POST", "/admin/dialect"):
                 self.server.exchange.dialect = Dialect.from_json(data)
                 self._answer(200, self.server.exchange.dialect.as_json())
+            elif (method, path) == ("POST", "/admin/accounts"):
+                # What `account create` does, without a process per account (tests make hundreds).
+                restrictions = dict(data.get("restrictions") or {})
+                unknown = sorted(set(restrictions) - set(DEFAULT_RESTRICTIONS))
+                if unknown or not all(isinstance(v, bool) for v in restrictions.values()):
+                    raise ValueError("restrictions are true/false flags of "
+                                     + ", ".join(DEFAULT_RESTRICTIONS))
+                created = self.server.exchange.create_account(
+                    str(data.get("type", "CROSS_MARGIN_CLASSIC")), str(data.get("keyType", "HMAC")),
+                    tuple(str(s) for s in data.get("isolatedSymbols", DEFAULT_ISOLATED_SYMBOLS)),
+                    restrictions)
+                self._answer(200, created.credentials())
             elif method == "POST" and path.startswith("/admin/accounts/"):
                 account_id = path.removeprefix("/admin/accounts/")
                 self._answer(200, self.server.exchange.set_account_flags(account_id, data))

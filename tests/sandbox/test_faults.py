@@ -120,3 +120,25 @@ def test_the_admin_interface_refuses_a_web_page_on_this_machine(sandbox: Sandbox
     assert (sandbox.data_dir / "admin-token").stat().st_mode & 0o077 == 0
     assert (sandbox.data_dir / "exchange.sqlite3").stat().st_mode & 0o077 == 0
     assert sandbox.data_dir.stat().st_mode & 0o077 == 0
+
+
+def test_accounts_made_through_the_admin_interface_sign_and_are_logged_as_theirs(
+    clean_faults: SandboxProcess,
+) -> None:
+    """The harness makes accounts through the running server (POST /admin/accounts), as
+    `account create` makes them; the request log names each request's account."""
+    sandbox = clean_faults
+    made = sandbox.create_account("RSA", isolated_symbols="SOLUSDT")
+    assert "BEGIN PRIVATE KEY" in made["privateKey"] and made["apiKey"]
+    sandbox.reset_requests()
+    wire = Wire(sandbox.base_url, made)
+    listed = wire.send("GET", LIST, {"symbol": "SOLUSDT"})
+    assert listed.status_code == 200, listed.text
+    assert [r["account"] for r in sandbox.requests_log()] == [made["accountId"]]
+    assert sandbox.requests_log("someone-else") == []
+
+    token = (sandbox.data_dir / "admin-token").read_text().strip()
+    refused = requests.post(f"{sandbox.base_url}/admin/accounts", timeout=10,
+                            json={"keyType": "ED25519", "restrictions": {"godMode": True}},
+                            headers={"X-Sandbox-Admin-Token": token})
+    assert refused.status_code == 400 and "restrictions" in refused.json()["msg"]
