@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -77,16 +78,12 @@ def test_runner_applies_previews_and_reports_every_stack(fleet3: Fleet) -> None:
     assert "- `desk-a` · **a1** · create" in md
     assert "[desk-b] == up started" in progress and "[desk-c] == up done" in progress
 
-    # Clean: nothing to do, nothing differs (drift over every stack is checked at the end).
-    code, summary, md, _ = fleet.runner("preview")
-    assert code == 0 and all(not r["changes"] for r in summary["stacks"])
-
-    # Changed: one stack has an edit waiting.
+    # Changed: one stack has an edit waiting; the others have nothing to do.
     fleet.stacks["desk-b"].set_keys([{"name": "b1", "keyType": "HMAC", "ipWhitelist": ["10.0.0.2"]}])
     code, summary, _, _ = fleet.runner("preview")
     assert code == 0
-    assert rows(summary)["desk-b"]["changes"] == {"update": 1}
-    assert rows(summary)["desk-a"]["changes"] == {}
+    assert {s: r["changes"] for s, r in rows(summary).items()} == {
+        "desk-a": {}, "desk-b": {"update": 1}, "desk-c": {}}
     code, summary, _, _ = fleet.runner("up", "--stacks", "desk-b")
     assert code == 0 and rows(summary)["desk-b"]["changes"] == {"update": 1}
 
@@ -185,11 +182,22 @@ def test_orphans_on_a_shared_account_deletes_only_what_the_stack_provably_made(f
     fleet.stacks["desk-b"].expect_no_changes()
 
 
-def test_orphans_refuses_to_delete_while_an_update_holds_the_stack(fleet: Fleet) -> None:
+@pytest.fixture
+def own_sandbox(tmp_path: Path) -> Iterator[SandboxProcess]:
+    """A sandbox of the test's own: a create it holds for 40 s must not land in a later test's."""
+    process = SandboxProcess(tmp_path / "own-sandbox")
+    yield process
+    process.stop()
+
+
+def test_orphans_refuses_to_delete_while_an_update_holds_the_stack(
+    tmp_path: Path, pulumi_home: Path, own_sandbox: SandboxProcess,
+) -> None:
     import os
     import signal
     import time
 
+    fleet = Fleet(tmp_path, pulumi_home, own_sandbox, 1)
     desk = fleet.stacks["desk-a"]
     desk.set_keys([{"name": "slow", "allowDuplicateName": True}])
     fleet.sandbox.script_client(fleet.accounts["desk-a"]).create_special_key(
@@ -266,7 +274,9 @@ def test_preflight_reads_each_stack_as_the_provider_does_and_writes_nothing(
     assert {row["status"] for row in summary["desk-a"]} == {"ok"}
     assert [row["check"] for row in summary["desk-b"] if row["status"] == "fail"] == ["pair SOLUSDT"]
     assert "### preflight: `desk-a`" in md and "❌ fail" in md
-    assert {r["method"] for r in fleet.sandbox.requests_log()} == {"GET"}
+    made = [r["method"] for account in fleet.accounts.values()
+            for r in fleet.sandbox.requests_log(account["accountId"])]
+    assert made and set(made) == {"GET"}
     recorded = b"".join(p.read_bytes() for p in (tmp_path / "rec").rglob("*.json"))
     assert recorded and b"signature" not in recorded
     for account in fleet.accounts.values():

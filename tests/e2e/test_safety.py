@@ -35,7 +35,6 @@ def test_a_key_without_an_ip_restriction_needs_an_explicit_opt_in(
     for run in (project.preview(), project.up(), project.preview()):
         assert "allowAnyIp: this trading key has no IP restriction" in run.output
     assert [k["ips"] for k in sandbox.special_keys(account["accountId"])] == [[]]
-    project.destroy()
 
 
 def test_an_empty_symbol_never_widens_a_key_to_cross_margin(

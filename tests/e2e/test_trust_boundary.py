@@ -101,4 +101,3 @@ def test_a_change_of_provider_settings_never_reads_as_no_changes(
     assert planned == {"desk": ["update"], "btc": ["update"]}
     project.up()
     project.expect_no_changes()
-    project.destroy()

@@ -21,11 +21,16 @@ def closed_port_url() -> str:
         return f"http://127.0.0.1:{closed.getsockname()[1]}"
 
 
-def test_an_unreachable_exchange_gives_one_short_message_per_key(
+def test_a_no_change_preview_shows_none_and_an_unreachable_exchange_one_short_message_per_key(
     project: PulumiProject, sandbox: SandboxProcess, account: SandboxAccount,
 ) -> None:
     project.set_keys(KEYS)
     project.up()
+    # A no-change preview shows no change.
+    diff = project.preview("--diff")
+    assert "~" not in diff.stdout, diff.stdout
+    assert "3 unchanged" in diff.stdout or "4 unchanged" in diff.stdout
+
     project.set_keys([{**k, "ipWhitelist": ["10.0.0.2"]} for k in KEYS])  # three changed keys
     project.set_config("binance:baseUrl", closed_port_url())
     failed = project.up(check=False)
@@ -46,14 +51,6 @@ def test_an_unreachable_exchange_gives_one_short_message_per_key(
         last = [ln for ln in block.split("\n\n", 1)[0].splitlines() if ln.strip()][-1]
         assert "NotSent: " in last and "could not connect to http://127.0.0.1" in last
         assert last.rstrip().endswith("(nothing was sent)")
-
-
-def test_a_no_change_preview_shows_no_change(project: PulumiProject) -> None:
-    project.set_keys(KEYS)
-    project.up()
-    diff = project.preview("--diff")
-    assert "~" not in diff.stdout, diff.stdout
-    assert "3 unchanged" in diff.stdout or "4 unchanged" in diff.stdout
 
 
 def test_the_pull_request_summary_names_a_replaced_key_and_says_new_credentials(

@@ -63,9 +63,10 @@ KEYS = [{"name": f"bot-{i:02d}", "keyType": "HMAC" if i % 3 == 0 else "ED25519",
          "ipWhitelist": ["10.0.0.1"]} for i in range(20)]
 
 
-# `make proof` kills at four moments; `make test` at two: creates in flight (1.4 s), and the
-# moment that can leave an empty checkpoint .attrs file (2.0 s, which the test also forces).
-@pytest.mark.parametrize("kill_after_s", [0.8, 1.4, 2.0, 3.5] if FULL_TABLES else [1.4, 2.0])
+# `make proof` kills at four moments; `make test` at one: creates in flight, at the moment that
+# can also leave an empty checkpoint .attrs file (2.0 s, which the test forces). 1.4 s finds the
+# same (docs/reliability.md: 4 keys on the exchange, none in the state).
+@pytest.mark.parametrize("kill_after_s", [0.8, 1.4, 2.0, 3.5] if FULL_TABLES else [2.0])
 def test_kill_during_up_then_recover(project: PulumiProject, clean_faults: SandboxProcess,
                                      account: SandboxAccount, kill_after_s: float,
                                      report: Callable[..., None]) -> None:
@@ -110,4 +111,3 @@ def test_kill_during_up_then_recover(project: PulumiProject, clean_faults: Sandb
     assert after == {"exchange": 20, "state": 20, "agree": True, "duplicates": 0}
     report("kill", kill_after_s=kill_after_s, exchange_at_kill=at_kill["exchange"],
            state_at_kill=at_kill["state"], orphans_deleted=orphans_deleted, **after)
-    project.destroy()
