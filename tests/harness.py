@@ -9,6 +9,7 @@ import base64
 import functools
 import hashlib
 import os
+from pathlib import Path
 from typing import Any
 
 from margin_special_keys.binance.client import BinanceClient
@@ -96,13 +97,47 @@ def _secrets(passphrase: str) -> PassphraseSecrets:
     return PassphraseSecrets(passphrase)
 
 
+_INITIALIZED: dict[tuple[str, str, str], Path] = {}
+
+
+def _initialized_stack(project_file: Path, stack_file: Path, home: Path, stack: str,
+                       passphrase: str) -> Path:
+    """The `.pulumi` folder a real `pulumi stack init` made for this project's name and this
+    stack, in a scratch project of its own (made once per test process)."""
+    import atexit
+    import shutil
+    import tempfile
+
+    import yaml
+
+    project_name = str(yaml.safe_load(project_file.read_text())["name"])
+    key = (project_name, stack, passphrase)
+    if key not in _INITIALIZED:
+        scratch = Path(tempfile.mkdtemp(prefix="stack-init-"))
+        atexit.register(shutil.rmtree, scratch, True)
+        shutil.copy(project_file, scratch / "Pulumi.yaml")
+        (scratch / "state").mkdir()
+        template = _PulumiProject(scratch, home, stack, passphrase)
+        template.config_file().parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(stack_file, template.config_file())
+        _PulumiProject.init_stack(template)
+        _INITIALIZED[key] = scratch / "state" / ".pulumi"
+    return _INITIALIZED[key]
+
+
 class PulumiProject(_PulumiProject):
     """The engine's project driver, whose keys get TEST_IPS where a test declares no whitelist,
     and whose secrets are sealed in process (PassphraseSecrets)."""
 
     def init_stack(self) -> None:
-        """`pulumi stack init` on a stack file that already names the shared salt: the CLI keeps
-        it (it only makes a salt where the file has none)."""
+        """The stack as `pulumi stack init` makes it, on a stack file that already names the
+        shared salt (the CLI keeps it: it only makes a salt where the file has none).
+
+        Every test stack of a (project, stack name) starts the same: the CLI's files for it are
+        made once per test process by a real `pulumi stack init`, then copied into each new
+        project's file backend (they hold the project, the stack name and the salt, no path)."""
+        import shutil
+
         import yaml
 
         path = self.config_file()
@@ -110,7 +145,16 @@ class PulumiProject(_PulumiProject):
         document = (yaml.safe_load(path.read_text()) if path.exists() else None) or {}
         document["encryptionsalt"] = _secrets(self.passphrase).encryption_salt()
         path.write_text(yaml.safe_dump(document, sort_keys=False))
-        super().init_stack()
+
+        made = _initialized_stack(self.directory / "Pulumi.yaml", path, self.home, self.stack,
+                                  self.passphrase)
+        backend = self.directory / "state" / ".pulumi"
+        for source in made.rglob("*"):
+            target = backend / source.relative_to(made)
+            if source.is_dir():
+                target.mkdir(parents=True, exist_ok=True)
+            elif not target.exists():  # a second stack keeps the backend's meta.yaml
+                shutil.copy2(source, target)
 
     def set_secret(self, key: str, value: str) -> None:
         """As `pulumi config set --secret` writes it: `secure:` ciphertext in the stack's file.
