@@ -1,7 +1,7 @@
-"""The package as another infra repo uses it: installed from a wheel into that repo's own
-virtualenv, no PYTHONPATH, no sys.path edits, on the real engine against the sandbox.
-
-Also `pulumi new` from templates/special-keys: a new infra project wired to the package.
+"""The package as another infra repo uses it: `pulumi new` from templates/special-keys installs
+it (a wheel built from this checkout) into that repo's own virtualenv; then the repo's own program
+uses it next to a `providers/` package of its own. No PYTHONPATH, no sys.path edits, on the real
+engine against the sandbox.
 """
 
 from __future__ import annotations
@@ -76,24 +76,29 @@ pulumi.export("packageFrom", margin_special_keys.__file__)
 '''
 
 
-def test_an_infra_repo_installs_the_package_and_manages_keys_with_its_own_program(
+def test_an_infra_repo_from_the_template_manages_its_key_then_with_its_own_program(
     tmp_path: Path, pulumi_home: Path, sandbox: SandboxProcess, package_index: dict[str, str]
 ) -> None:
+    """`pulumi new` from templates/special-keys, then the repo grows as a firm's does: a program
+    of its own next to a `providers/` package of its own, its stacks moved to deploy/stacks."""
     infra = tmp_path / "firm-infra"
-    (infra / "providers").mkdir(parents=True)
-    (infra / "providers" / "__init__.py").write_text('OWNER = "firm-infra"\n')
-    (infra / "deploy" / "stacks").mkdir(parents=True)
-    (infra / "state").mkdir()
-    (infra / "Pulumi.yaml").write_text(
-        "name: firm-infra\nruntime:\n  name: python\n  options:\n    toolchain: pip\n"
-        "    virtualenv: .venv\nstackConfigDir: deploy/stacks\n")
-    (infra / "__main__.py").write_text(CONSUMER_PROGRAM)
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    subprocess.run([sys.executable, "-m", "venv", str(infra / ".venv")], check=True)
-    subprocess.run([str(infra / ".venv" / "bin" / "pip"), "install", "--quiet", "margin-special-keys"],
-                   check=True, cwd=infra, env={**env, **package_index}, timeout=600)
+    (tmp_path / "state").mkdir()
+    project = ConsumerProject(infra, pulumi_home, "dev")
+    env = {**project.env(), **package_index, "PULUMI_BACKEND_URL": f"file://{tmp_path / 'state'}"}
+    project.extra_env["PULUMI_BACKEND_URL"] = env["PULUMI_BACKEND_URL"]
+    created = subprocess.run(
+        ["pulumi", "new", str(ROOT / "templates" / "special-keys"), "--yes", "--non-interactive",
+         "--name", "firm-infra", "--stack", "dev", "--dir", str(infra),
+         "--config", f"binance:baseUrl={sandbox.base_url}"],
+        env=env, capture_output=True, text=True, timeout=600)
+    assert created.returncode == 0, created.stdout + created.stderr
+    for path in ("Pulumi.yaml", "__main__.py", "requirements.txt", "stacks/Pulumi.dev.yaml",
+                 ".github/workflows/special-keys.yml", ".gitlab-ci.yml"):
+        assert (infra / path).is_file(), path
+    assert "name: firm-infra" in (infra / "Pulumi.yaml").read_text()
 
-    # What it installed: one non-generic top-level name, runtime dependencies, no dev tools.
+    # What `pulumi new` installed from requirements.txt into the repo's own virtualenv: one
+    # non-generic top-level name, the runtime dependencies, no dev tools.
     site = next((infra / ".venv" / "lib").glob("python3*/site-packages"))
     dist = next(site.glob("margin_special_keys-*.dist-info"))
     assert (dist / "top_level.txt").read_text().split() == ["margin_special_keys"]
@@ -102,16 +107,27 @@ def test_an_infra_repo_installs_the_package_and_manages_keys_with_its_own_progra
     assert not installed & {"pytest", "ruff", "mypy", "hypothesis", "binance_common", "check_jsonschema"}
     assert not (site / "providers").exists() and not (site / "gitops").exists()
 
-    project = ConsumerProject(infra, pulumi_home, "desk-a")
-    project.run("stack", "init", "desk-a")
-    assert (infra / "deploy" / "stacks" / "Pulumi.desk-a.yaml").exists()
     account = sandbox.create_account("ED25519")
-    project.use_account(sandbox.base_url, account)
+    project.set_secret("binance:apiKey", account["apiKey"])
+    project.set_secret("binance:privateKey", account["privateKey"])
     assert "PYTHONPATH" not in project.env()
+    project.up()
+    keys = sandbox.special_keys(account["accountId"])
+    assert [(k["apiName"], k["ips"]) for k in keys] == [("cross-1", ["203.0.113.10"])]
+
+    (infra / "providers").mkdir()
+    (infra / "providers" / "__init__.py").write_text('OWNER = "firm-infra"\n')
+    (infra / "__main__.py").write_text(CONSUMER_PROGRAM)
+    (infra / "deploy").mkdir()
+    (infra / "stacks").rename(infra / "deploy" / "stacks")
+    settings = (infra / "Pulumi.yaml").read_text()
+    (infra / "Pulumi.yaml").write_text(settings.replace("stackConfigDir: stacks",
+                                                        "stackConfigDir: deploy/stacks"))
+    assert project.config_file() == infra / "deploy" / "stacks" / "Pulumi.dev.yaml"
 
     project.up()
     on_exchange = sandbox.special_keys(account["accountId"])
-    assert [k["apiName"] for k in on_exchange] == ["desk-a-cross"]
+    assert [k["apiName"] for k in on_exchange] == ["desk-a-cross"]  # cross-1 is no longer declared
     outputs = project.outputs()
     assert outputs["apiKey"] == on_exchange[0]["apiKey"] and outputs["ownProviders"] == "firm-infra"
     assert outputs["packageFrom"].startswith(str(site))  # this repo's virtualenv, not the checkout
@@ -126,40 +142,9 @@ def test_an_infra_repo_installs_the_package_and_manages_keys_with_its_own_progra
                          cwd=infra, env=project.env(), capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout + run.stderr
     report: dict[str, Any] = json.loads(summary.read_text())
-    assert [(s["stack"], s["ok"]) for s in report["stacks"]] == [("desk-a", True)], report
+    assert [(s["stack"], s["ok"], s["changes"]) for s in report["stacks"]] == [("dev", True, {})], report
 
     project.refresh()
-    project.expect_no_changes()
-    project.destroy()
-    assert sandbox.special_keys(account["accountId"]) == []
-
-
-def test_pulumi_new_from_the_template_makes_a_project_that_manages_its_key(
-    tmp_path: Path, pulumi_home: Path, sandbox: SandboxProcess, package_index: dict[str, str]
-) -> None:
-    new = tmp_path / "new-infra"
-    (tmp_path / "state").mkdir()
-    project = ConsumerProject(new, pulumi_home, "dev")
-    env = {**project.env(), **package_index, "PULUMI_BACKEND_URL": f"file://{tmp_path / 'state'}"}
-    project.extra_env["PULUMI_BACKEND_URL"] = env["PULUMI_BACKEND_URL"]
-    created = subprocess.run(
-        ["pulumi", "new", str(ROOT / "templates" / "special-keys"), "--yes", "--non-interactive",
-         "--name", "firm-keys", "--stack", "dev", "--dir", str(new),
-         "--config", f"binance:baseUrl={sandbox.base_url}"],
-        env=env, capture_output=True, text=True, timeout=600)
-    assert created.returncode == 0, created.stdout + created.stderr
-    for path in ("Pulumi.yaml", "__main__.py", "requirements.txt", "stacks/Pulumi.dev.yaml",
-                 ".github/workflows/special-keys.yml", ".gitlab-ci.yml"):
-        assert (new / path).is_file(), path
-    assert "name: firm-keys" in (new / "Pulumi.yaml").read_text()
-    assert (new / ".venv" / "bin" / "python").exists()  # pulumi new installed requirements.txt
-
-    account = sandbox.create_account("ED25519")
-    project.set_secret("binance:apiKey", account["apiKey"])
-    project.set_secret("binance:privateKey", account["privateKey"])
-    project.up()
-    keys = sandbox.special_keys(account["accountId"])
-    assert [(k["apiName"], k["ips"]) for k in keys] == [("cross-1", ["203.0.113.10"])]
     project.expect_no_changes()
     project.destroy()
     assert sandbox.special_keys(account["accountId"]) == []
