@@ -67,9 +67,12 @@ proof: engine
 	PROOF_REPORT=$(CURDIR)/.proof.jsonl $(PY) -m pytest -q tests/proof
 	$(PY) -m tools.reliability_report .proof.jsonl docs/reliability.md
 
-# Every core: the engine's commands are CPU-bound, each test has its own accounts and projects.
+# One test process per core and one more: the engine's commands are CPU-bound, but engine tests
+# also wait (exchange latency, rate-limit windows, kill timers), and work stealing keeps every
+# process busy to the end. Each test has its own accounts and projects.
+TEST_WORKERS ?= $(shell echo $$(( $$(nproc 2>/dev/null || echo 1) + 1 )))
 test: lint engine
-	umask 077 && $(PY) -m pytest -q -n auto tests
+	umask 077 && $(PY) -m pytest -q -n $(TEST_WORKERS) --dist worksteal tests
 
 demo: engine
 	umask 077 && $(PY) tools/demo.py up
