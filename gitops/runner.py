@@ -271,8 +271,9 @@ def run_stack(project_dir: Path, name: str, operation: str,
     try:
         commands = _commands(project_dir, name)
         if operation == "orphans":
-            result.orphans = audit_orphans(name, accounts if accounts is not None
-                                           else read_accounts(project_dir, [name], 1))
+            # Every stack of the project counts, whatever is selected (run() reads them once).
+            result.orphans = audit_orphans(name, accounts if accounts is not None else
+                                           read_accounts(project_dir, discover_stacks(project_dir), 1))
         elif operation in COMMANDS:
             run, logged = _operation(commands, name, operation)
             events = Events(logged)
