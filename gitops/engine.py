@@ -236,15 +236,26 @@ class PulumiProject:
     def config_file(self) -> Path:
         return stack_config_dir(self.directory) / f"Pulumi.{self.stack}.yaml"
 
-    def _edit_config(self, key: str, value: Any) -> None:
-        """Plaintext config written into the stack's file as a person edits it in a pull request
-        (secrets go through `pulumi config set --secret`): no engine process, no key derivation."""
+    def stack_file(self) -> dict[str, Any]:
+        """The stack's file as a document ({} before it exists)."""
         import yaml
 
         path = self.config_file()
-        document = (yaml.safe_load(path.read_text()) if path.exists() else None) or {}
-        document.setdefault("config", {})[key] = value
+        return dict((yaml.safe_load(path.read_text()) if path.exists() else None) or {})
+
+    def write_stack_file(self, document: dict[str, Any]) -> None:
+        import yaml
+
+        path = self.config_file()
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(yaml.safe_dump(document, sort_keys=False))
+
+    def _edit_config(self, key: str, value: Any) -> None:
+        """Plaintext config written into the stack's file as a person edits it in a pull request
+        (secrets go through `pulumi config set --secret`): no engine process, no key derivation."""
+        document = self.stack_file()
+        document.setdefault("config", {})[key] = value
+        self.write_stack_file(document)
 
     def set_config(self, key: str, value: str) -> None:
         # As `pulumi config set` does: a key without a namespace is the project's.

@@ -138,16 +138,12 @@ class PulumiProject(_PulumiProject):
         project's file backend (they hold the project, the stack name and the salt, no path)."""
         import shutil
 
-        import yaml
-
-        path = self.config_file()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        document = (yaml.safe_load(path.read_text()) if path.exists() else None) or {}
+        document = self.stack_file()
         document["encryptionsalt"] = _secrets(self.passphrase).encryption_salt()
-        path.write_text(yaml.safe_dump(document, sort_keys=False))
+        self.write_stack_file(document)
 
-        made = _initialized_stack(self.directory / "Pulumi.yaml", path, self.home, self.stack,
-                                  self.passphrase)
+        made = _initialized_stack(self.directory / "Pulumi.yaml", self.config_file(), self.home,
+                                  self.stack, self.passphrase)
         backend = self.directory / "state" / ".pulumi"
         for source in made.rglob("*"):
             target = backend / source.relative_to(made)
@@ -159,12 +155,8 @@ class PulumiProject(_PulumiProject):
     def set_secret(self, key: str, value: str) -> None:
         """As `pulumi config set --secret` writes it: `secure:` ciphertext in the stack's file.
         A stack the CLI made its own salt for (`pulumi new`) is left to the CLI."""
-        import yaml
-
         secrets = _secrets(self.passphrase)
-        path = self.config_file()
-        document = (yaml.safe_load(path.read_text()) if path.exists() else None) or {}
-        if not str(document.get("encryptionsalt", "")).startswith(secrets.salt_prefix()):
+        if not str(self.stack_file().get("encryptionsalt", "")).startswith(secrets.salt_prefix()):
             super().set_secret(key, value)
             return
         self._edit_config(key, {"secure": secrets.seal(value)})
