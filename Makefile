@@ -68,11 +68,19 @@ proof: engine
 	$(PY) -m tools.reliability_report .proof.jsonl docs/reliability.md
 
 # One test process per core and one more: the engine's commands are CPU-bound, but engine tests
-# also wait (exchange latency, rate-limit windows, kill timers), and work stealing keeps every
-# process busy to the end. Each test has its own accounts and projects.
+# also wait (exchange latency, rate-limit windows, kill timers). Each test has its own accounts
+# and projects. Tests go to whichever process is free, one at a time (--maxschedchunk 1), in the
+# order tests/conftest.py gives them: long ones first, in-process ones last, to fill the cores
+# while the last engine tests finish.
+# The linters run beside the tests (their output follows the tests'); either failing fails.
 TEST_WORKERS ?= $(shell echo $$(( $$(nproc 2>/dev/null || echo 1) + 1 )))
-test: lint engine
-	umask 077 && $(PY) -m pytest -q -n $(TEST_WORKERS) --dist worksteal tests
+test: venv engine
+	@lint_log=$$(mktemp); \
+	$(MAKE) --no-print-directory lint >"$$lint_log" 2>&1 & lint_pid=$$!; \
+	(umask 077 && $(PY) -m pytest -q -n $(TEST_WORKERS) --dist load --maxschedchunk 1 tests); \
+	tests_rc=$$?; wait $$lint_pid; lint_rc=$$?; \
+	echo "--- make lint, run beside the tests: exit $$lint_rc ---"; cat "$$lint_log"; rm -f "$$lint_log"; \
+	test $$lint_rc -eq 0 && test $$tests_rc -eq 0
 
 demo: engine
 	umask 077 && $(PY) tools/demo.py up

@@ -9,6 +9,26 @@ import pytest
 
 from tests.harness import SandboxProcess
 
+ENGINE_TEST_DIRS = ("e2e", "proof")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Order the run for a few processes sharing a few cores: tests marked `long` first (their
+    waits on rate-limit windows, kill timers and the exchange overlap other tests' work), then
+    the rest of the engine tests, then the in-process tests, which fill the cores while the last
+    engine tests finish. Each test sets up what it needs, so the order changes no outcome."""
+    tests_dir = Path(__file__).parent
+
+    def is_engine_test(item: pytest.Item) -> bool:
+        parts = item.path.relative_to(tests_dir).parts
+        return len(parts) > 1 and parts[0] in ENGINE_TEST_DIRS
+
+    for item in items:
+        if is_engine_test(item):
+            item.add_marker(pytest.mark.e2e)
+    items.sort(key=lambda item: 0 if item.get_closest_marker("long") else
+               1 if item.get_closest_marker("e2e") else 2)
+
 
 @pytest.fixture(scope="session")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxProcess]:
