@@ -76,6 +76,7 @@ pulumi.export("packageFrom", margin_special_keys.__file__)
 '''
 
 
+@pytest.mark.long
 def test_an_infra_repo_from_the_template_manages_its_key_then_with_its_own_program(
     tmp_path: Path, pulumi_home: Path, sandbox: SandboxProcess, package_index: dict[str, str]
 ) -> None:
@@ -142,9 +143,8 @@ def test_an_infra_repo_from_the_template_manages_its_key_then_with_its_own_progr
                          cwd=infra, env=project.env(), capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout + run.stderr
     report: dict[str, Any] = json.loads(summary.read_text())
+    # (The runner's preview refreshes first: the key on the exchange and the state agree.)
     assert [(s["stack"], s["ok"], s["changes"]) for s in report["stacks"]] == [("dev", True, {})], report
 
-    project.refresh()
-    project.expect_no_changes()
     project.destroy()
     assert sandbox.special_keys(account["accountId"]) == []

@@ -20,45 +20,35 @@ from tests.harness import (
 KEY = "/sapi/v1/margin/apiKey"
 
 
-def test_rotation_by_keepers_makes_the_new_key_before_the_old_goes(
+@pytest.mark.long
+def test_rotation_by_keepers_or_by_age_makes_each_new_key_before_any_old_one_goes(
     project: PulumiProject, sandbox: SandboxProcess, account: SandboxAccount
 ) -> None:
-    project.set_keys([{"name": "bot", "keepers": {"rotation": "2026-11"}, "ipWhitelist": ["10.0.0.1"]}])
+    project.set_keys([{"name": "bot", "keepers": {"rotation": "2026-11"}, "ipWhitelist": ["10.0.0.1"]},
+                      {"name": "aged", "rotateAfterDays": 30}])
     project.up()
-    old = sandbox.special_keys(account["accountId"])[0]["apiKey"]
+    old = {k["apiName"]: k["apiKey"] for k in sandbox.special_keys(account["accountId"])}
 
-    project.set_keys([{"name": "bot", "keepers": {"rotation": "2026-12"}, "ipWhitelist": ["10.0.0.1"]}])
-    assert project.planned_ops()["bot"] == ["replace"]
-    sandbox.reset_requests()
-    project.up()
-    project.expect_no_changes()
-    assert sandbox.mutations() == [("POST", KEY), ("DELETE", KEY)]  # both keys live in between
-    keys = sandbox.special_keys(account["accountId"])
-    assert len(keys) == 1 and keys[0]["apiKey"] != old and keys[0]["apiName"] == "bot"
-    assert project.outputs()["keys"]["bot"]["apiKey"] == keys[0]["apiKey"]
-
-
-def test_rotation_by_age_shows_as_a_replacement_in_the_next_preview(
-    project: PulumiProject, sandbox: SandboxProcess, account: SandboxAccount
-) -> None:
-    project.set_keys([{"name": "aged", "rotateAfterDays": 30}])
-    project.up()
-    project.expect_no_changes()
-    old = sandbox.special_keys(account["accountId"])[0]["apiKey"]
-
-    # Thirty-one days later, as far as the state knows.
+    # Thirty-one days later, as far as the state knows, for the key rotated by age; a new
+    # keepers value for the other.
     state = project.export()
     for resource in state["deployment"]["resources"]:
-        if resource["type"].endswith("MarginSpecialKey"):
+        if resource["type"].endswith("MarginSpecialKey") and resource["outputs"]["api_name"] == "aged":
             resource["outputs"]["created_at_ms"] = (time.time() - 31 * 86400) * 1000
     (project.directory / "aged.json").write_text(json.dumps(state))
     project.run("stack", "import", "--file", "aged.json")
-
-    assert project.planned_ops()["aged"] == ["replace"]
+    project.set_keys([{"name": "bot", "keepers": {"rotation": "2026-12"}, "ipWhitelist": ["10.0.0.1"]},
+                      {"name": "aged", "rotateAfterDays": 30}])
+    planned = project.planned_ops()
+    assert (planned["bot"], planned["aged"]) == (["replace"], ["replace"])
+    sandbox.reset_requests()
     project.up()
-    project.expect_no_changes()
-    keys = sandbox.special_keys(account["accountId"])
-    assert len(keys) == 1 and keys[0]["apiKey"] != old
+    project.expect_no_changes()  # and a fresh key is not due
+    # Both new keys are made before either old key is deleted: both live in between.
+    assert sandbox.mutations() == [("POST", KEY), ("POST", KEY), ("DELETE", KEY), ("DELETE", KEY)]
+    new = {k["apiName"]: k["apiKey"] for k in sandbox.special_keys(account["accountId"])}
+    assert set(new) == {"bot", "aged"} and not set(new.values()) & set(old.values())
+    assert project.outputs()["keys"]["bot"]["apiKey"] == new["bot"]
 
 
 def test_full_account_refuses_a_create_first_replacement_at_preview(
@@ -79,14 +69,14 @@ def test_full_account_refuses_a_create_first_replacement_at_preview(
     assert sandbox.mutations() == []
 
     project.set_keys([{"name": "k", "keepers": {"v": "2"}, "deleteBeforeReplace": True}])
-    project.up()
-    project.expect_no_changes()
+    project.up()  # converging afterwards: the fifteen-key test below
     assert sandbox.mutations()[-2:] == [("DELETE", KEY), ("POST", KEY)]
     assert len(sandbox.special_keys(account["accountId"])) == 29
 
 
 # Every key type in `make proof`; in `make test` here Ed25519, and every key type at the provider
 # level (tests/provider/test_rotation_and_adoption.py).
+@pytest.mark.long
 @pytest.mark.parametrize("key_type", ["ED25519", "RSA", "HMAC"] if FULL_TABLES else ["ED25519"])
 def test_adopt_an_existing_key_as_it_is_then_apply_the_declared_ips_and_destroy(
     project: PulumiProject, sandbox: SandboxProcess, account: SandboxAccount, key_type: str
@@ -104,20 +94,24 @@ def test_adopt_an_existing_key_as_it_is_then_apply_the_declared_ips_and_destroy(
                 input=made.secret_key if key_type == "HMAC" else private)
     refused = project.preview(check=False)
     assert refused.returncode != 0 and "keys[0].ipWhitelist: is empty" in refused.output
-    project.run("config", "set", "--path", "keys[0].ipWhitelist[0]", "10.0.0.9")
+    # Declared: another whitelist than the key has. Adoption takes the key as it is.
+    project.run("config", "set", "--path", "keys[0].ipWhitelist[0]", "10.0.0.10")
+    sandbox.reset_requests()
     project.up()
-    project.expect_no_changes()
-    assert [k["apiKey"] for k in sandbox.special_keys(account["accountId"])] == [made.api_key]
+    assert sandbox.mutations() == []  # adopted as it is
+    assert [(k["apiKey"], k["ips"]) for k in sandbox.special_keys(account["accountId"])] == [
+        (made.api_key, ["10.0.0.9"])]
     held = project.outputs(show_secrets=True)["credentials"]["legacy"]
     assert same_secret(held.get("secretKey" if key_type == "HMAC" else "privateKey"),
                        made.secret_key if key_type == "HMAC" else private)
     assert (made.secret_key or private or "x") not in project.run("stack", "export").stdout
 
-    project.run("config", "set", "--path", "keys[0].ipWhitelist[0]", "10.0.0.10")
+    # The declared whitelist shows plainly as an update in the next preview, and up applies it.
     assert project.planned_ops()["legacy"] == ["update"]
     project.up()
     assert [(k["apiKey"], k["ips"]) for k in sandbox.special_keys(account["accountId"])] == [
         (made.api_key, ["10.0.0.10"])]
+    project.expect_no_changes()
     project.destroy()
     assert sandbox.special_keys(account["accountId"]) == []
 
@@ -163,27 +157,11 @@ def test_up_through_a_faulty_exchange_agrees_with_it(
     assert sandbox.special_keys(account["accountId"]) == []
 
 
-def test_adoption_changes_nothing_on_the_exchange_and_shows_the_declared_ips_as_an_update(
-    project: PulumiProject, sandbox: SandboxProcess, account: SandboxAccount
-) -> None:
-    made = sandbox.script_client(account).create_special_key("desk", None, ["10.0.0.9"], None, None)
-    project.set_keys([{"name": "desk", "keyType": "HMAC", "ipWhitelist": ["10.0.0.7"],
-                       "adoptApiKey": made.api_key}])
-    project.run("config", "set", "--secret", "--path", "keys[0].adoptSecretKey", input=made.secret_key)
-    sandbox.reset_requests()
-    project.up()
-    assert sandbox.mutations() == []  # adopted as it is
-    assert [k["ips"] for k in sandbox.special_keys(account["accountId"])] == [["10.0.0.9"]]
-    assert project.planned_ops()["desk"] == ["update"]  # the declared whitelist, plainly
-    project.up()
-    assert [k["ips"] for k in sandbox.special_keys(account["accountId"])] == [["10.0.0.7"]]
-    project.expect_no_changes()
-
-
 def rotate_all(keys: list[dict[str, Any]], version: str, **extra: Any) -> list[dict[str, Any]]:
     return [{**k, "keepers": {"v": version}, **extra} for k in keys]
 
 
+@pytest.mark.long
 def test_rotating_fifteen_keys_with_room_for_fourteen_is_refused_whole_or_done_whole(
     project: PulumiProject, sandbox: SandboxProcess, account: SandboxAccount
 ) -> None:
@@ -200,11 +178,15 @@ def test_rotating_fifteen_keys_with_room_for_fourteen_is_refused_whole_or_done_w
     refused = project.run("up", "--yes", check=False)  # `pulumi up` previews first
     assert refused.returncode != 0
     assert "room for 14 new API key(s)" in refused.output and "this run plans 15" in refused.output
+    assert "deleteBeforeReplace: true" in refused.output
     assert sandbox.mutations() == []
     assert {k["apiKey"] for k in sandbox.special_keys(account["accountId"])} == old  # no mix
 
     project.set_keys(rotate_all(keys, "2", deleteBeforeReplace=True))
     project.run("up", "--yes")
+    mutations = sandbox.mutations()
+    assert mutations[0] == ("DELETE", KEY)  # each old key goes before its new one is made
+    assert sorted(mutations) == [("DELETE", KEY)] * 15 + [("POST", KEY)] * 15
     new = {k["apiKey"] for k in sandbox.special_keys(account["accountId"])}
     assert len(new) == 15 and not new & old  # every key rotated, none left behind
     project.expect_no_changes()

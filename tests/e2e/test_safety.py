@@ -21,7 +21,7 @@ def pem_body(pem: str) -> str:
     return "".join(line for line in pem.splitlines() if "-----" not in line)
 
 
-def test_a_key_without_an_ip_restriction_needs_an_explicit_opt_in(
+def test_a_key_without_an_ip_restriction_needs_an_explicit_opt_in_and_hmac_warns(
     project: PulumiProject, sandbox: SandboxProcess, account: SandboxAccount,
 ) -> None:
     sandbox.reset_requests()
@@ -31,10 +31,13 @@ def test_a_key_without_an_ip_restriction_needs_an_explicit_opt_in(
     assert "keys[0].ipWhitelist: is empty" in refused.output and "allowAnyIp: true" in refused.output
     assert sandbox.requests_log() == []  # refused before any request
 
-    project.set_keys([{"name": "open", "allowAnyIp": True}], as_given=True)
+    # An HMAC key, which also warns on every run that Binance deprecates the type.
+    project.set_keys([{"name": "open", "keyType": "HMAC", "allowAnyIp": True}], as_given=True)
     for run in (project.preview(), project.up(), project.preview()):
         assert "allowAnyIp: this trading key has no IP restriction" in run.output
-    assert [k["ips"] for k in sandbox.special_keys(account["accountId"])] == [[]]
+        assert "Binance deprecates HMAC keys and recommends Ed25519" in run.output
+    assert [(k["type"], k["ips"]) for k in sandbox.special_keys(account["accountId"])] == [
+        ("HMAC_SHA256", [])]
 
 
 def test_an_empty_symbol_never_widens_a_key_to_cross_margin(
@@ -44,11 +47,6 @@ def test_an_empty_symbol_never_widens_a_key_to_cross_margin(
     refused = project.preview(check=False)
     assert refused.returncode != 0 and "keys[0].symbol: is empty: omit symbol" in refused.output
     assert sandbox.special_keys(account["accountId"]) == []
-
-
-def test_hmac_keys_warn_that_binance_deprecates_them(project: PulumiProject) -> None:
-    project.set_keys([{"name": "legacy", "keyType": "HMAC"}])
-    assert "Binance deprecates HMAC keys and recommends Ed25519" in project.preview().output
 
 
 def test_credentials_in_plaintext_config_are_refused_with_the_command_that_fixes_them(

@@ -10,6 +10,8 @@ from __future__ import annotations
 import base64
 import shutil
 
+import pytest
+
 from margin_special_keys import state_format
 from tests.harness import ROOT, PulumiProject, SandboxProcess
 
@@ -33,6 +35,7 @@ def pickled_paths(project: PulumiProject) -> dict[str, tuple[bytes, bytes]]:
     }
 
 
+@pytest.mark.long
 def test_a_state_written_by_0_1_0_refreshes_destroys_and_is_rewritten_by_the_next_up(
     project: PulumiProject, sandbox: SandboxProcess, account: dict[str, str]
 ) -> None:

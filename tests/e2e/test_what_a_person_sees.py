@@ -7,12 +7,14 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from tests.harness import ROOT, PulumiProject, SandboxAccount, SandboxProcess
 
-KEYS = [{"name": "ed", "ipWhitelist": ["10.0.0.1"]},
-        {"name": "btc", "symbol": "BTCUSDT", "ipWhitelist": ["10.0.0.1"]},
-        {"name": "rsa", "keyType": "RSA", "ipWhitelist": ["10.0.0.1"]}]
+KEYS: list[dict[str, Any]] = [
+    {"name": "ed", "ipWhitelist": ["10.0.0.1"]},
+    {"name": "btc", "symbol": "BTCUSDT", "ipWhitelist": ["10.0.0.1"]},
+    {"name": "rsa", "keyType": "RSA", "ipWhitelist": ["10.0.0.1"]}]
 
 
 def closed_port_url() -> str:
@@ -21,17 +23,35 @@ def closed_port_url() -> str:
         return f"http://127.0.0.1:{closed.getsockname()[1]}"
 
 
-def test_a_no_change_preview_shows_none_and_an_unreachable_exchange_one_short_message_per_key(
-    project: PulumiProject, sandbox: SandboxProcess, account: SandboxAccount,
+def test_a_preview_a_pull_request_summary_and_an_unreachable_exchange_each_say_plainly_what_happens(
+    project: PulumiProject, sandbox: SandboxProcess, account: SandboxAccount, tmp_path: Path,
 ) -> None:
-    project.set_keys(KEYS)
+    keys = [{**KEYS[0], "keepers": {"v": "1"}}, *KEYS[1:]]
+    project.set_keys(keys)
     project.up()
     # A no-change preview shows no change.
     diff = project.preview("--diff")
     assert "~" not in diff.stdout, diff.stdout
     assert "3 unchanged" in diff.stdout or "4 unchanged" in diff.stdout
 
-    project.set_keys([{**k, "ipWhitelist": ["10.0.0.2"]} for k in KEYS])  # three changed keys
+    # A pull request's summary names the replaced key and says it brings new credentials.
+    project.set_keys([{**KEYS[0], "keepers": {"v": "2"}}, {**KEYS[1], "ipWhitelist": ["10.0.0.9"]},
+                      KEYS[2]])
+    summary = tmp_path / "summary.md"
+    run = subprocess.run(
+        [sys.executable, "-m", "margin_special_keys.gitops", "preview", "--project", str(project.directory),
+         "--markdown", str(summary)],
+        cwd=ROOT, env=project.env(), capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    md = summary.read_text()
+    assert "| `test` | ✅ changes | 0 | 1 | 1 | 0 |" in md  # the Stack resource is not counted
+    assert ("- `test` · **ed** · replace because of keepers — ⚠️ new credentials: the trading"
+            " system must switch to the new key") in md
+    assert "- `test` · **btc** · update (ipWhitelist)" in md
+    assert f"stacks in {project.directory / 'stacks'}: test" in run.stderr
+
+    # The exchange unreachable: one short message per key.
+    project.set_keys([{**k, "ipWhitelist": ["10.0.0.2"]} for k in keys])  # three changed keys
     project.set_config("binance:baseUrl", closed_port_url())
     failed = project.up(check=False)
     output = failed.output
@@ -51,23 +71,3 @@ def test_a_no_change_preview_shows_none_and_an_unreachable_exchange_one_short_me
         last = [ln for ln in block.split("\n\n", 1)[0].splitlines() if ln.strip()][-1]
         assert "NotSent: " in last and "could not connect to http://127.0.0.1" in last
         assert last.rstrip().endswith("(nothing was sent)")
-
-
-def test_the_pull_request_summary_names_a_replaced_key_and_says_new_credentials(
-    project: PulumiProject, tmp_path: Path,
-) -> None:
-    project.set_keys([{**KEYS[0], "keepers": {"v": "1"}}, KEYS[1]])
-    project.up()
-    project.set_keys([{**KEYS[0], "keepers": {"v": "2"}}, {**KEYS[1], "ipWhitelist": ["10.0.0.9"]}])
-    summary = tmp_path / "summary.md"
-    run = subprocess.run(
-        [sys.executable, "-m", "margin_special_keys.gitops", "preview", "--project", str(project.directory),
-         "--markdown", str(summary)],
-        cwd=ROOT, env=project.env(), capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, run.stderr[-2000:]
-    md = summary.read_text()
-    assert "| `test` | ✅ changes | 0 | 1 | 1 | 0 |" in md  # the Stack resource is not counted
-    assert ("- `test` · **ed** · replace because of keepers — ⚠️ new credentials: the trading"
-            " system must switch to the new key") in md
-    assert "- `test` · **btc** · update (ipWhitelist)" in md
-    assert f"stacks in {project.directory / 'stacks'}: test" in run.stderr

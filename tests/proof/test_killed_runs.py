@@ -66,6 +66,7 @@ KEYS = [{"name": f"bot-{i:02d}", "keyType": "HMAC" if i % 3 == 0 else "ED25519",
 # `make proof` kills at four moments; `make test` at one: creates in flight, at the moment that
 # can also leave an empty checkpoint .attrs file (2.0 s, which the test forces). 1.4 s finds the
 # same (docs/reliability.md: 4 keys on the exchange, none in the state).
+@pytest.mark.long
 @pytest.mark.parametrize("kill_after_s", [0.8, 1.4, 2.0, 3.5] if FULL_TABLES else [2.0])
 def test_kill_during_up_then_recover(project: PulumiProject, clean_faults: SandboxProcess,
                                      account: SandboxAccount, kill_after_s: float,
