@@ -20,6 +20,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     tests_dir = Path(__file__).parent
 
     def is_engine_test(item: pytest.Item) -> bool:
+        if not item.path.is_relative_to(tests_dir):
+            return False
         parts = item.path.relative_to(tests_dir).parts
         return len(parts) > 1 and parts[0] in ENGINE_TEST_DIRS
 
