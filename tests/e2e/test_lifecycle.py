@@ -76,12 +76,13 @@ def test_day_two_edits_updates_replaces_recreates_and_restores_each_key_as_decla
     (an in-place update), a new apiName (a replacement, new key first), a key deleted by hand
     (refresh drops it, up makes it again) and a key whose IPs were edited by hand (refresh shows
     the drift, up restores the declared list)."""
-    project.set_keys([
-        {"name": "trader", "ipWhitelist": ["10.0.0.1", "10.0.0.2"]},
-        {"name": "renamed", "apiName": "desk-a", "ipWhitelist": ["10.0.0.1"]},
-        {"name": "gone", "ipWhitelist": ["10.0.0.1"]},
-        {"name": "btc", "symbol": "BTCUSDT", "ipWhitelist": ["10.0.0.1"]},
-    ])
+    def declared(trader_ips: list[str], renamed_to: str) -> list[dict[str, Any]]:
+        return [{"name": "trader", "ipWhitelist": trader_ips},
+                {"name": "renamed", "apiName": renamed_to, "ipWhitelist": ["10.0.0.1"]},
+                {"name": "gone", "ipWhitelist": ["10.0.0.1"]},
+                {"name": "btc", "symbol": "BTCUSDT", "ipWhitelist": ["10.0.0.1"]}]
+
+    project.set_keys(declared(["10.0.0.1", "10.0.0.2"], "desk-a"))
     project.up()
     before = by_name(sandbox.special_keys(account["accountId"]))
     script = sandbox.script_client(account)
@@ -90,24 +91,14 @@ def test_day_two_edits_updates_replaces_recreates_and_restores_each_key_as_decla
 
     project.refresh()
     assert sorted(r["outputs"]["api_name"] for r in project.resources()) == ["btc", "desk-a", "trader"]
-    project.set_keys([
-        {"name": "trader", "ipWhitelist": ["10.0.0.2", "10.0.0.3"]},
-        {"name": "renamed", "apiName": "desk-b", "ipWhitelist": ["10.0.0.1"]},
-        {"name": "gone", "ipWhitelist": ["10.0.0.1"]},
-        {"name": "btc", "symbol": "BTCUSDT", "ipWhitelist": ["10.0.0.1"]},
-    ])
+    project.set_keys(declared(["10.0.0.2", "10.0.0.3"], "desk-b"))
     planned = project.planned_ops()
     assert {name: planned.get(name) for name in ("trader", "renamed", "gone", "btc")} == {
         "trader": ["update"], "renamed": ["replace"], "gone": ["create"], "btc": ["update"]}
     sandbox.reset_requests()
     project.up()
     # The same addresses reordered, one of them twice: nothing to do.
-    project.set_keys([
-        {"name": "trader", "ipWhitelist": ["10.0.0.3", "10.0.0.2", "10.0.0.3"]},
-        {"name": "renamed", "apiName": "desk-b", "ipWhitelist": ["10.0.0.1"]},
-        {"name": "gone", "ipWhitelist": ["10.0.0.1"]},
-        {"name": "btc", "symbol": "BTCUSDT", "ipWhitelist": ["10.0.0.1"]},
-    ])
+    project.set_keys(declared(["10.0.0.3", "10.0.0.2", "10.0.0.3"], "desk-b"))
     project.expect_no_changes()
 
     after = by_name(sandbox.special_keys(account["accountId"]))
