@@ -162,13 +162,11 @@ def test_orphans_on_a_shared_account_deletes_only_what_the_stack_provably_made(f
     before = {k["apiKey"] for k in fleet.keys("desk-a")}
 
     # Only desk-a is selected, yet desk-b's key is known as desk-b's: it is not an orphan.
-    code, summary, md, _ = fleet.runner("orphans", "--stacks", "desk-a")
-    verdicts = {o["apiKey"]: o["verdict"] for o in rows(summary)["desk-a"]["orphans"]}
-    assert verdicts == {lost.api_key: "orphan", by_hand.api_key: "unmanaged"} and code == 3
-
     # --delete shows what it would delete and acts only when confirmed.
     sandbox.reset_requests()
-    code, _, _, err = fleet.runner("orphans", "--stacks", "desk-a", "--delete")
+    code, summary, md, err = fleet.runner("orphans", "--stacks", "desk-a", "--delete")
+    verdicts = {o["apiKey"]: o["verdict"] for o in rows(summary)["desk-a"]["orphans"]}
+    assert verdicts == {lost.api_key: "orphan", by_hand.api_key: "unmanaged"} and code == 3
     assert lost.api_key in err and "not confirmed" in err
     assert sandbox.mutations() == []
     code, summary, md, _ = fleet.runner("orphans", "--stacks", "desk-a", "--delete", "--yes")
