@@ -73,8 +73,12 @@ proof: engine
 # order tests/conftest.py gives them: long ones first, in-process ones last, to fill the cores
 # while the last engine tests finish.
 # The linters run beside the tests (their output follows the tests'); either failing fails.
+# The editable install leaves the package's own modules uncompiled (pip compiles what it copies,
+# not a checkout): compiled once here, as an install would, so that the engine's many Python
+# processes read them even where PYTHONDONTWRITEBYTECODE is set.
 TEST_WORKERS ?= $(shell echo $$(( $$(nproc 2>/dev/null || echo 1) + 1 )))
 test: venv engine
+	@$(PY) -m compileall -q providers gitops sandbox >/dev/null
 	@lint_log=$$(mktemp); \
 	$(MAKE) --no-print-directory lint >"$$lint_log" 2>&1 & lint_pid=$$!; \
 	(umask 077 && $(PY) -m pytest -q -n $(TEST_WORKERS) --dist load --maxschedchunk 1 tests); \
