@@ -6,8 +6,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from tests.harness import SandboxProcess
+
+# The property tests run beside the engine's CPU-bound processes (`make test` orders them last, to
+# fill the cores): how long an example takes there says nothing about the code, so neither a
+# per-example deadline nor hypothesis's "input generation is slow" check applies. Timing belongs
+# in bench/, never in a test's verdict.
+settings.register_profile("suite", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("suite")
 
 ENGINE_TEST_DIRS = ("e2e", "proof")
 
