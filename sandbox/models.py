@@ -203,9 +203,13 @@ class Exchange:
         for symbol in isolated_symbols:
             if not SYMBOL_PATTERN.match(symbol):
                 raise ValueError(f"isolated symbol {symbol!r} is not a symbol")
+        restrictions = dict(restrictions or {})
+        if set(restrictions) - set(DEFAULT_RESTRICTIONS) or not all(
+                isinstance(v, bool) for v in restrictions.values()):
+            raise ValueError("restrictions are true/false flags of " + ", ".join(DEFAULT_RESTRICTIONS))
         flags: dict[str, Any] = {
             "uid": secrets.randbelow(9 * 10**8) + 10**8,
-            "restrictions": {**DEFAULT_RESTRICTIONS, **(restrictions or {})},
+            "restrictions": {**DEFAULT_RESTRICTIONS, **restrictions},
         }
         account = Account(uuid.uuid4().hex[:16], account_type, tuple(isolated_symbols), 0, flags)
         secret_key = private_pem = public_pem = None

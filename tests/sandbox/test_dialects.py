@@ -125,3 +125,7 @@ def test_api_restrictions_and_account_identity(tmp_path: Path) -> None:
     assert isinstance(uid, int) and uid > 0
     other = ex.create_account().account
     assert ex.account_info(other)["uid"] != uid
+    # The rule the CLI and the admin interface share: known names, true/false values.
+    for bad in ({"godMode": True}, {"ipRestrict": "yes"}):
+        with pytest.raises(ValueError, match="restrictions are true/false flags"):
+            ex.create_account("CROSS_MARGIN_CLASSIC", "ED25519", restrictions=bad)
