@@ -164,6 +164,40 @@ pulumi.export("answer", 42)
 '''
 
 
+# A program of N dynamic resources whose create sends one bare request to `url` and nothing else
+# (no signing, no keypair, one kept-alive connection per host thread): the most requests any
+# dynamic provider keeps in flight on this engine, for benchmarks. The answer is not read for
+# meaning; the request only has to reach the exchange and wait there.
+BARE_REQUEST_PROGRAM = '''
+import pulumi
+from pulumi.dynamic import CreateResult, Resource, ResourceProvider
+
+
+class BareRequestProvider(ResourceProvider):
+    def create(self, props):
+        import http.client, threading, urllib.parse
+
+        # Made in the provider process on first use, never pickled: one connection per thread.
+        local = self.__dict__.setdefault("_local", threading.local())
+        if not hasattr(local, "connection"):
+            url = urllib.parse.urlsplit(props["url"])
+            local.connection = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+        local.connection.request("POST", props["path"])
+        local.connection.getresponse().read()
+        return CreateResult("bare-" + props["name"], {"name": props["name"]})
+
+
+class BareRequest(Resource):
+    def __init__(self, name, url, path):
+        super().__init__(BareRequestProvider(), name, {"name": name, "url": url, "path": path})
+
+
+config = pulumi.Config()
+for i in range(int(config.get("count") or 1)):
+    BareRequest(f"bare-{i}", config.require("url"), config.require("path"))
+'''
+
+
 @dataclass
 class PulumiProject:
     """A Pulumi project in `directory` running this repository's program and providers, on a
