@@ -20,7 +20,7 @@ export PULUMI_LANGUAGE_PYTHON_SRC ?= $(wildcard $(abspath $(CURDIR)/../shared/pu
 # mypy checks every cached entry against its source's hash, so clones can share it.
 export MYPY_CACHE_DIR ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/margin-special-keys/mypy
 
-.PHONY: help venv lock engine lint unit sandbox-tests e2e proof test demo demo-destroy bench clean
+.PHONY: help venv lock engine compiled lint unit sandbox-tests e2e proof test demo demo-destroy bench clean
 
 help:
 	@echo "make demo          special keys on the embedded sandbox exchange, by the real Pulumi engine"
@@ -63,10 +63,10 @@ unit: venv
 sandbox-tests: venv
 	$(PY) -m pytest -q tests/sandbox
 
-e2e: engine
+e2e: engine compiled
 	$(PY) -m pytest -q tests/e2e
 
-proof: engine
+proof: engine compiled
 	rm -f .proof.jsonl
 	PROOF_REPORT=$(CURDIR)/.proof.jsonl $(PY) -m pytest -q tests/proof
 	$(PY) -m tools.reliability_report .proof.jsonl docs/reliability.md
@@ -78,11 +78,13 @@ proof: engine
 # while the last engine tests finish.
 # The linters run beside the tests (their output follows the tests'); either failing fails.
 # The editable install leaves the package's own modules uncompiled (pip compiles what it copies,
-# not a checkout): compiled once here, as an install would, so that the engine's many Python
-# processes read them even where PYTHONDONTWRITEBYTECODE is set.
-TEST_WORKERS ?= $(shell echo $$(( $$(nproc 2>/dev/null || echo 1) + 1 )))
-test: venv engine
+# not a checkout): compiled here, as an install would, so that the engine's many Python
+# processes read them even where PYTHONDONTWRITEBYTECODE is set (the tests and the bench alike).
+compiled: venv
 	@$(PY) -m compileall -q providers gitops sandbox >/dev/null
+
+TEST_WORKERS ?= $(shell echo $$(( $$(nproc 2>/dev/null || echo 1) + 1 )))
+test: venv engine compiled
 	@lint_log=$$(mktemp); \
 	$(MAKE) --no-print-directory lint >"$$lint_log" 2>&1 & lint_pid=$$!; \
 	(umask 077 && $(PY) -m pytest -q -n $(TEST_WORKERS) --dist load --maxschedchunk 1 tests); \
@@ -96,7 +98,7 @@ demo: engine
 demo-destroy: engine
 	umask 077 && $(PY) tools/demo.py destroy
 
-bench: engine
+bench: engine compiled
 	$(PY) -m bench.run
 
 clean:
