@@ -71,18 +71,18 @@ proof: engine compiled
 	PROOF_REPORT=$(CURDIR)/.proof.jsonl $(PY) -m pytest -q tests/proof
 	$(PY) -m tools.reliability_report .proof.jsonl docs/reliability.md
 
-# One test process per core and one more: the engine's commands are CPU-bound, but engine tests
-# also wait (exchange latency, rate-limit windows, kill timers). Each test has its own accounts
-# and projects. Tests go to whichever process is free, one at a time (--maxschedchunk 1), in the
-# order tests/conftest.py gives them: long ones first, in-process ones last, to fill the cores
-# while the last engine tests finish.
-# The linters run beside the tests (their output follows the tests'); either failing fails.
 # The editable install leaves the package's own modules uncompiled (pip compiles what it copies,
 # not a checkout): compiled here, as an install would, so that the engine's many Python
 # processes read them even where PYTHONDONTWRITEBYTECODE is set (the tests and the bench alike).
 compiled: venv
 	@$(PY) -m compileall -q providers gitops sandbox >/dev/null
 
+# One test process per core and one more: the engine's commands are CPU-bound, but engine tests
+# also wait (exchange latency, rate-limit windows, kill timers). Each test has its own accounts
+# and projects. Tests go to whichever process is free, one at a time (--maxschedchunk 1), in the
+# order tests/conftest.py gives them: long ones first, in-process ones last, to fill the cores
+# while the last engine tests finish.
+# The linters run beside the tests (their output follows the tests'); either failing fails.
 TEST_WORKERS ?= $(shell echo $$(( $$(nproc 2>/dev/null || echo 1) + 1 )))
 test: venv engine compiled
 	@lint_log=$$(mktemp); \
