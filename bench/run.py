@@ -148,6 +148,11 @@ class Bench:
                                   "extra_ms": round((both - alone) * 1000, 1),
                                   "heavy_modules_loaded_at_import": heavy}
 
+    def exchange_latency(self, delay_ms: int) -> None:
+        """Every create and every key listing waits `delay_ms` at the exchange."""
+        self.sandbox.add_fault(action="latency", path=CREATE_PATH, method="POST", delay_ms=delay_ms)
+        self.sandbox.add_fault(action="latency", path="/sapi/v1/margin/api-key-list", delay_ms=delay_ms)
+
     def latency_concurrency(self) -> None:
         """`pulumi up` of 30 keys with 50 ms of exchange latency: requests in flight at the exchange,
         against the engine's ceiling, 30 resources whose create only sends one bare request to the
@@ -161,8 +166,7 @@ class Bench:
         samples: dict[str, list[dict[str, Any]]] = {"ours": [], "ceiling": []}
 
         def measured(which: str, project: PulumiProject) -> None:
-            self.sandbox.add_fault(action="latency", path=CREATE_PATH, method="POST", delay_ms=50)
-            self.sandbox.add_fault(action="latency", path="/sapi/v1/margin/api-key-list", delay_ms=50)
+            self.exchange_latency(50)
             self.sandbox.reset_requests()
             elapsed = timed(project.up)
             log = [r for r in self.sandbox.requests_log() if r["path"].startswith("/sapi/")]
@@ -206,8 +210,7 @@ class Bench:
             assert not checked.failures, checked.failures
             provider.create(dict(checked.inputs))
 
-        self.sandbox.add_fault(action="latency", path=CREATE_PATH, method="POST", delay_ms=50)
-        self.sandbox.add_fault(action="latency", path="/sapi/v1/margin/api-key-list", delay_ms=50)
+        self.exchange_latency(50)
         self.sandbox.reset_requests()
         with concurrent.futures.ThreadPoolExecutor(4) as pool:
             elapsed = timed(lambda: list(pool.map(one, range(30))))

@@ -178,7 +178,7 @@ class BareRequestProvider(ResourceProvider):
         import http.client, threading, urllib.parse
 
         # Made in the provider process on first use, never pickled: one connection per thread.
-        local = self.__dict__.setdefault("_local", threading.local())
+        local = self.__dict__.get("_local") or self.__dict__.setdefault("_local", threading.local())
         if not hasattr(local, "connection"):
             url = urllib.parse.urlsplit(props["url"])
             local.connection = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
