@@ -7,6 +7,7 @@ or destroy imports it again. Keep that module path and class name stable (docs/s
 
 import importlib
 import sys
+from typing import TYPE_CHECKING, Any
 
 if __name__ != "margin_special_keys":
     # This folder imported by another name: `providers`, the path that states written before 0.2.0
@@ -16,6 +17,19 @@ if __name__ != "margin_special_keys":
     sys.modules[f"{__name__}.margin_special_key"] = importlib.import_module(
         "margin_special_keys.margin_special_key")
 
-from margin_special_keys.margin_special_key import MarginSpecialKey, MarginSpecialKeyProvider  # noqa: E402
+if TYPE_CHECKING:
+    from margin_special_keys.margin_special_key import MarginSpecialKeyProvider
+    from margin_special_keys.resource import MarginSpecialKey
 
+# Each name and the module it lives in.
+_HOMES = {"MarginSpecialKey": "margin_special_keys.resource",
+          "MarginSpecialKeyProvider": "margin_special_keys.margin_special_key"}
 __all__ = ["MarginSpecialKey", "MarginSpecialKeyProvider"]
+
+
+def __getattr__(name: str) -> Any:
+    """The resource and its provider, imported on first use: they import Pulumi's SDK (about
+    0.25 s of CPU), which the runner, the preflight and the sandbox, all in this package, never need."""
+    if name in _HOMES:
+        return getattr(importlib.import_module(_HOMES[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -33,6 +33,7 @@ from .binance.errors import BinanceError, ConfigurationError
 from .key_type import KeyType
 
 if TYPE_CHECKING:
+    from .resource import MarginSpecialKey  # lives there, importable from here (__getattr__)
     from .settings import ProviderSettings
 
 
@@ -252,7 +253,15 @@ class MarginSpecialKeyProvider(ResourceProvider):
         self._keys().delete(id_, old.get("symbol"))
 
 
-# The resource lives beside its provider's module; importable from here as before.
-from .resource import MarginSpecialKey  # noqa: E402
-
 __all__ = ["MarginSpecialKey", "MarginSpecialKeyProvider"]
+
+
+def __getattr__(name: str) -> Any:
+    """`MarginSpecialKey`, importable from here as before. It lives in resource.py, which imports
+    this module, so it is looked up when asked for: imported at the end of this module, it made
+    resource.py fail whenever it was imported first (the program does)."""
+    if name == "MarginSpecialKey":
+        from .resource import MarginSpecialKey
+
+        return MarginSpecialKey
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
