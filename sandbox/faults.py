@@ -4,6 +4,8 @@ A rule matches requests by method and path and then, `count` times (or for ever)
 `probability`, does one of:
 - `error`:        answer `status` with Binance error `code`/`msg`; the exchange does not act;
 - `latency`:      wait `delay_ms`, then serve normally;
+- `latency_after`: let the exchange act, then wait `delay_ms` before answering (a create made
+                  on the exchange whose answer is still on its way back);
 - `error_after`:  let the exchange act, then answer `status` (a 5xx: outcome unknown to the caller);
 - `drop_after`:   let the exchange act, then close the connection without an answer;
 - `drop_before`:  close the connection without acting.
@@ -20,7 +22,7 @@ import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 
-ACTIONS = ("error", "latency", "error_after", "drop_after", "drop_before")
+ACTIONS = ("error", "latency", "latency_after", "error_after", "drop_after", "drop_before")
 
 
 @dataclass

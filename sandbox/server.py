@@ -192,6 +192,8 @@ class RequestHandler(BaseHTTPRequestHandler):
                     err.retry_after = rule.retry_after  # type: ignore[attr-defined]
                 raise err
             payload, headers = self._dispatch(method, path, query, body)
+            if rule is not None and rule.action == "latency_after":
+                time.sleep(rule.delay_ms / 1000)
             if rule is not None and rule.action == "drop_after":
                 raise DropConnection
             if rule is not None and rule.action == "error_after":

@@ -73,6 +73,27 @@ def test_latency_rule_delays_the_answer(faulty: tuple[SandboxProcess, Wire]) -> 
     assert time.monotonic() - start >= 0.3
 
 
+def test_latency_after_acts_then_delays_the_answer(faulty: tuple[SandboxProcess, Wire]) -> None:
+    """A create made on the exchange whose answer is still on its way back."""
+    import threading
+
+    sandbox, wire = faulty
+    sandbox.add_fault(action="latency_after", method="POST", path=KEY, delay_ms=1500, count=1)
+    answered = threading.Event()
+
+    def create() -> None:
+        wire.send("POST", KEY, body_params={"apiName": "slow-answer"})
+        answered.set()
+
+    threading.Thread(target=create, daemon=True).start()
+    deadline = time.monotonic() + 1.2
+    while names(sandbox, wire) != ["slow-answer"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert not answered.is_set()  # the key exists; its answer has not arrived
+    assert answered.wait(5)
+
+
 def test_probability_zero_never_fires(faulty: tuple[SandboxProcess, Wire]) -> None:
     sandbox, wire = faulty
     sandbox.add_fault(action="error", path=LIST, status=500, probability=0.0)
