@@ -20,7 +20,7 @@ export PULUMI_LANGUAGE_PYTHON_SRC ?= $(wildcard $(abspath $(CURDIR)/../shared/pu
 # mypy checks every cached entry against its source's hash, so clones can share it.
 export MYPY_CACHE_DIR ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/margin-special-keys/mypy
 
-.PHONY: help venv lock engine compiled lint unit sandbox-tests e2e proof test demo demo-destroy bench clean
+.PHONY: help venv lock engine system compiled lint unit sandbox-tests e2e proof test demo demo-destroy bench clean
 
 help:
 	@echo "make demo          special keys on the embedded sandbox exchange, by the real Pulumi engine"
@@ -49,6 +49,10 @@ lock: venv
 engine: venv
 	bash tools/setup-engine.sh
 
+# PostgreSQL's server and age, from Debian's packages where missing (tools/setup-system.sh).
+system:
+	@bash tools/setup-system.sh
+
 lint: venv
 	$(PY) -m ruff check .
 	$(PY) tools/typecheck_tree.py >/dev/null  # mypy checks the package by its installed name
@@ -57,16 +61,16 @@ lint: venv
 	$(VENV)/bin/check-jsonschema --builtin-schema vendor.gitlab-ci examples/gitlab-ci.yml
 	bash tools/actionlint.sh
 
-unit: venv
+unit: venv system
 	$(PY) -m pytest -q tests/unit
 
 sandbox-tests: venv
 	$(PY) -m pytest -q tests/sandbox
 
-e2e: engine compiled
+e2e: engine system compiled
 	$(PY) -m pytest -q tests/e2e
 
-proof: engine compiled
+proof: engine system compiled
 	rm -f .proof.jsonl
 	PROOF_REPORT=$(CURDIR)/.proof.jsonl $(PY) -m pytest -q tests/proof
 	$(PY) -m tools.reliability_report .proof.jsonl docs/reliability.md
@@ -84,7 +88,7 @@ compiled: venv
 # while the last engine tests finish.
 # The linters run beside the tests (their output follows the tests'); either failing fails.
 TEST_WORKERS ?= $(shell echo $$(( $$(nproc 2>/dev/null || echo 1) + 1 )))
-test: venv engine compiled
+test: venv engine system compiled
 	@lint_log=$$(mktemp); \
 	$(MAKE) --no-print-directory lint >"$$lint_log" 2>&1 & lint_pid=$$!; \
 	(umask 077 && $(PY) -m pytest -q -n $(TEST_WORKERS) --dist load --maxschedchunk 1 tests); \
@@ -98,7 +102,7 @@ demo: engine
 demo-destroy: engine
 	umask 077 && $(PY) tools/demo.py destroy
 
-bench: engine compiled
+bench: engine system compiled
 	$(PY) -m bench.run
 
 clean:

@@ -210,10 +210,12 @@ class PulumiProject:
     # Outputs of runs may hold secrets (--show-secrets): kept out of reprs.
     extra_env: dict[str, str] = field(default_factory=dict, repr=False)
     runs: list[Run] = field(default_factory=list, repr=False)
+    # The state backend's URL; None: a file backend in `directory/state`.
+    backend: str | None = None
 
     @classmethod
     def create(cls, directory: Path, home: Path, program: str | None = None,
-               stack: str = "test") -> Self:
+               stack: str = "test", backend: str | None = None) -> Self:
         directory.mkdir(parents=True, exist_ok=True)
         (directory / "state").mkdir(exist_ok=True)
         (directory / "stacks").mkdir(exist_ok=True)
@@ -227,13 +229,14 @@ class PulumiProject:
             shutil.copy(ROOT / "__main__.py", directory / "__main__.py")
         else:
             (directory / "__main__.py").write_text(program)
-        project = cls(directory, home, stack)
+        project = cls(directory, home, stack, backend=backend)
         project.init_stack()
         return project
 
     def other_stack(self, stack: str) -> Self:
         """Another stack of the same project (one stack per sub-account)."""
-        project = type(self)(self.directory, self.home, stack, self.passphrase, dict(self.extra_env))
+        project = type(self)(self.directory, self.home, stack, self.passphrase, dict(self.extra_env),
+                             backend=self.backend)
         project.init_stack()
         return project
 
@@ -242,7 +245,7 @@ class PulumiProject:
 
     def env(self) -> dict[str, str]:
         clean = {k: v for k, v in os.environ.items() if not k.startswith(("BINANCE_", "PULUMI_"))}
-        env = pulumi_environment(clean, backend=f"file://{self.directory / 'state'}",
+        env = pulumi_environment(clean, backend=self.backend or f"file://{self.directory / 'state'}",
                                  passphrase=self.passphrase, home=self.home)
         env.update(PULUMI_SKIP_CONFIRMATIONS="true", NO_COLOR="1")
         env.update(self.extra_env)

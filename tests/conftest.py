@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
+import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
 
+from devtools.postgres import PostgresServer
 from tests.harness import SandboxProcess
 
 # The property tests run beside the engine's CPU-bound processes (`make test` orders them last, to
@@ -18,6 +24,26 @@ settings.register_profile("suite", deadline=None, suppress_health_check=[HealthC
 settings.load_profile("suite")
 
 ENGINE_TEST_DIRS = ("e2e", "proof")
+# A folder every test process of one run shares (the PostgreSQL server lives there), made by the
+# run's first process (xdist's controller) and removed, server stopped, when that process ends,
+# whether tests passed or not.
+SHARED_DIR_ENV = "MSK_TEST_SHARED_DIR"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput") and SHARED_DIR_ENV not in os.environ:
+        os.environ[SHARED_DIR_ENV] = tempfile.mkdtemp(prefix="msk-tests-")
+        config.stash[_OWNS_SHARED_DIR] = True
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if config.stash.get(_OWNS_SHARED_DIR, False):
+        folder = Path(os.environ.pop(SHARED_DIR_ENV))
+        PostgresServer(folder / "postgres").stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+_OWNS_SHARED_DIR = pytest.StashKey[bool]()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -57,3 +83,18 @@ def clean_faults(sandbox: SandboxProcess) -> Iterator[SandboxProcess]:
 @pytest.fixture(scope="session")
 def pulumi_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("pulumi-home")
+
+
+@pytest.fixture(scope="session")
+def postgres() -> PostgresServer:
+    """One PostgreSQL server for the whole run, started by the first test that needs it."""
+    shared = Path(os.environ[SHARED_DIR_ENV])
+    with open(shared / "postgres.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return PostgresServer.attach(shared / "postgres") or PostgresServer(shared / "postgres").start()
+
+
+@pytest.fixture
+def postgres_backend(postgres: PostgresServer, request: pytest.FixtureRequest) -> str:
+    """Pulumi's postgres:// backend URL on a table of this test's own."""
+    return postgres.url("t_" + hashlib.sha256(request.node.nodeid.encode()).hexdigest()[:16])

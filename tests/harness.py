@@ -141,6 +141,9 @@ class PulumiProject(_PulumiProject):
         document = self.stack_file()
         document["encryptionsalt"] = _secrets(self.passphrase).encryption_salt()
         self.write_stack_file(document)
+        if self.backend is not None:  # a shared backend: the CLI makes the stack there
+            _PulumiProject.init_stack(self)
+            return
 
         made = _initialized_stack(self.directory / "Pulumi.yaml", self.config_file(), self.home,
                                   self.stack, self.passphrase)

@@ -1,0 +1,1 @@
+"""What only the tests, the benchmarks and the tools use: never shipped in the wheel."""
