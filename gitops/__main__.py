@@ -1,18 +1,26 @@
 """python -m margin_special_keys.gitops {preview,up,refresh,drift,orphans} [--stacks a,b] [--parallel N]
-                   [--markdown FILE] [--json FILE] [--project DIR] [--delete]
+                   [--markdown FILE] [--json FILE] [--project DIR] [--delete] [--lock-timeout S]
+python -m margin_special_keys.gitops delete-key --stacks ONE --api-key KEY [--yes]
 python -m margin_special_keys.gitops exit-special-key-mode --stacks ONE [--yes]
 python -m margin_special_keys.gitops preflight [--stacks a,b] [--record DIR]
 
-`orphans` lists the special keys on the stacks' accounts that no stack's state holds: orphans
-(a stack provably made them: a pending create or a declared name, after a killed run), another
-stack's, or unmanaged (made by hand). `orphans --delete` deletes the orphans only, by apiKey,
-after showing them and asking (or `--yes`), and refuses while a stack is locked.
+`orphans` lists the special keys on the stacks' accounts that no stack's state holds, each with
+its verdict: orphan (the stack provably made it: its own pending create from a killed run matches
+it, and the key did not exist when that create was planned), another stack's, unproven, or
+unmanaged. `orphans --delete` deletes the orphans only, by apiKey, after showing them and asking
+(or `--yes`), and refuses while a run holds the stack's lock, or where it cannot tell.
+`delete-key` deletes one key a person names by apiKey (one the audit cannot prove), after showing
+it and asking; never a key any stack's state holds.
+A stack another run holds is reported as busy, with who holds the lock; `--lock-timeout S` waits
+up to S seconds for it first.
 `preflight` checks each stack's account before its first `pulumi up`, with read requests only:
 clock, signature, the provider key's permissions, margin account, room, pairs, existing names;
 exit 1 on any fail. `--record DIR` writes every raw answer, redacted, for the contract tests.
 `exit-special-key-mode` asks Binance to delete every cross margin special key of one stack's
 account at once (Cross Margin Classic; no new special key for 24 hours), then refreshes the stack.
-Exit codes: 0 all good; 1 a stack failed; 2 drift found (drift); 3 orphaned keys left (orphans).
+Exit codes: 0 all good; 1 a stack failed; 2 drift found (drift); 3 orphans to act on (orphans);
+4 keys no state holds that are not this project's to delete (orphans: made by hand, another
+stack's or unproven); 5 a stack was busy (another run held its lock; nothing was run there).
 """
 
 from __future__ import annotations
@@ -24,7 +32,7 @@ from pathlib import Path
 
 from .engine import stack_config_dir
 from .report import as_json, exit_code, markdown
-from .runner import OPERATIONS, delete_orphans, discover_stacks, exit_special_key_mode, run
+from .runner import OPERATIONS, delete_key, delete_orphans, discover_stacks, exit_special_key_mode, run
 
 
 def _ask(what: str) -> bool:
@@ -60,7 +68,8 @@ def _preflight(project: Path, stacks: list[str], args: argparse.Namespace) -> in
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m margin_special_keys.gitops", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("operation", choices=(*OPERATIONS, "exit-special-key-mode", "preflight"))
+    parser.add_argument("operation",
+                        choices=(*OPERATIONS, "delete-key", "exit-special-key-mode", "preflight"))
     parser.add_argument("--stacks", help="comma-separated stack names (default: every stacks/*.yaml)")
     parser.add_argument("--parallel", type=int, default=4, help="stacks at once (default 4)")
     parser.add_argument("--markdown", help="write the Markdown summary here (for a PR comment)")
@@ -68,8 +77,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--delete", action="store_true",
                         help="with orphans: delete the orphaned keys found")
     parser.add_argument("--yes", action="store_true",
-                        help="with orphans --delete or exit-special-key-mode: do not ask for"
-                             " confirmation")
+                        help="with orphans --delete, delete-key or exit-special-key-mode: do not"
+                             " ask for confirmation")
+    parser.add_argument("--api-key", help="with delete-key: the apiKey of the key to delete")
+    parser.add_argument("--lock-timeout", type=float, default=0.0, metavar="SECONDS",
+                        help="wait up to this long for a stack another run holds (default: no"
+                             " wait; the stack is reported busy, exit code 5)")
     parser.add_argument("--record", help="with preflight: write each raw answer, redacted, here")
     parser.add_argument("--project", default=".",
                         help="the Pulumi project directory (default: the current directory); its"
@@ -84,17 +97,23 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no Pulumi.<stack>.yaml found in {where}", file=sys.stderr)
         return 1
     print(f"stacks in {where}: {', '.join(stacks)}", file=sys.stderr)
-    if args.operation == "exit-special-key-mode":
+    confirm = lambda what: args.yes or _ask(what)  # noqa: E731
+    if args.operation in ("exit-special-key-mode", "delete-key"):
         if len(stacks) != 1 or not args.stacks:
-            print("exit-special-key-mode acts on one account: name one stack with --stacks",
+            print(f"{args.operation} acts on one account: name one stack with --stacks",
                   file=sys.stderr)
             return 1
-        return exit_special_key_mode(project, stacks[0], lambda what: args.yes or _ask(what))
+        if args.operation == "exit-special-key-mode":
+            return exit_special_key_mode(project, stacks[0], confirm)
+        if not args.api_key:
+            print("delete-key needs --api-key: the apiKey the orphan audit listed", file=sys.stderr)
+            return 1
+        return delete_key(project, stacks[0], args.api_key.strip(), confirm)
     if args.operation == "preflight":
         return _preflight(project, stacks, args)
-    results = run(project, args.operation, stacks, args.parallel)
+    results = run(project, args.operation, stacks, args.parallel, args.lock_timeout)
     if args.operation == "orphans" and args.delete:
-        delete_orphans(project, results, lambda what: args.yes or _ask(what))
+        delete_orphans(project, results, confirm)
     summary = markdown(results, args.operation)
     print(summary)
     if args.markdown:

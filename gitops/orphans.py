@@ -1,119 +1,187 @@
 """The orphan audit: which keys on an account a stack provably made and lost.
 
-A key is an **orphan** of stack S only when S can prove it made it: its apiName and scope match
-one of S's pending creates (a create the engine never heard back from, read from S's state
-before `pulumi refresh --clear-pending-creates` throws the record away) or one of the keys S
-declares, and its apiKey is in no stack's state. Every stack of the project whose provider points
-at the same account is read, whatever `--stacks` selects. Keys made by hand are `unmanaged`, and
-keys another stack declares are `another stack's`: both are reported, never deleted.
+A run killed while it creates keys can leave a key on the exchange that no state records. Such a
+key is an **orphan** of stack S only when S can prove it made it:
+
+1. **S's own pending create explains it.** The engine writes a pending create into S's state
+   before it asks the provider to make the key, and a killed run leaves it there. Only a run of S
+   writes S's state. The key must match that create in everything the exchange lists: apiName,
+   scope, key type, permission mode and the exact IP list.
+2. **The key did not exist when the create was planned.** The provider records, in the create's
+   inputs, a digest of every apiKey the scope held when it checked the new key
+   (`preexisting_keys`): a key made by hand or by another stack before that moment can never
+   match.
+3. **Nothing else explains it.** No state of any stack on the same account (the same Binance uid,
+   whatever the host spelling or provider key) holds it; no other stack's pending create matches
+   it; and no more keys match than S had such pending creates.
+
+A declared name is never proof: declaring `trader` does not make the live `trader` key of another
+desk ours. What the audit cannot prove is reported, never deleted. Deletion (gitops/runner.py)
+also requires that no run holds S's lock, read where the stack lives (gitops/backends.py), and
+reads the states again after the key list, so a create in flight is seen as one.
+
+A key younger than the stack's last checkpoint does **not** wait for a later audit: a killed run's
+orphan is by nature younger than its last checkpoint (the engine records the pending create, then
+the provider makes the key, then the run dies). A running update is told apart by its lock, not
+by age, and Binance's key list gives no creation time to compare anyway.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-import os
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-ORPHAN = "orphan"
-UNMANAGED = "unmanaged"
-OTHER_STACK = "another stack's"
+from margin_special_keys.account import key_digest
+
+ORPHAN = "orphan"  # provably this stack's: the only verdict ever deleted
+OTHER_STACK = "another stack's"  # another stack's pending create explains it: its own audit decides
+UNPROVEN = "unproven"  # a pending create of this stack matches it, but the proof does not hold
+UNMANAGED = "unmanaged"  # no state and no pending create explains it: made by hand, or elsewhere
+
+KEY_TYPE = "MarginSpecialKey"
+
+
+@dataclass(frozen=True)
+class ListedKey:
+    """A key as the exchange lists it."""
+
+    api_key: str
+    api_name: str
+    scope: str | None  # None: the cross margin account
+    ips: frozenset[str]
+    key_type: str | None  # None: the exchange did not say
+    permission_mode: str | None
+
+    @property
+    def where(self) -> str:
+        return self.scope or "cross margin"
+
+
+@dataclass(frozen=True)
+class PendingCreate:
+    """A create the engine recorded before calling the provider, and never heard back from."""
+
+    api_name: str
+    scope: str | None
+    key_type: str
+    permission_mode: str | None
+    ips: frozenset[str]
+    preexisting: frozenset[str] | None  # None: recorded by a version that kept no digests
+
+    @property
+    def identity(self) -> tuple[Any, ...]:
+        return (self.api_name, self.scope, self.key_type, self.permission_mode, self.ips)
+
+    @classmethod
+    def from_inputs(cls, inputs: Mapping[str, Any]) -> PendingCreate | None:
+        """From the pending resource's checked inputs; None for an adoption (it makes no key)."""
+        api_name = inputs.get("api_name")
+        if not isinstance(api_name, str) or inputs.get("adopt_api_key"):
+            return None
+        ips = inputs.get("ip_whitelist") or []
+        preexisting = inputs.get("preexisting_keys")
+        return cls(
+            api_name=api_name,
+            scope=str(inputs["symbol"]) if inputs.get("symbol") else None,
+            key_type=str(inputs.get("key_type") or "ED25519"),
+            permission_mode=str(inputs["permission_mode"]) if inputs.get("permission_mode") else None,
+            ips=frozenset(str(ip) for ip in ips if isinstance(ip, str)),
+            preexisting=frozenset(map(str, preexisting)) if isinstance(preexisting, list) else None,
+        )
+
+    def matches(self, key: ListedKey) -> bool:
+        """The key is what this create sent: every field the exchange lists agrees."""
+        return (key.api_name == self.api_name and key.scope == self.scope
+                and key.key_type in (None, self.key_type)
+                and (key.permission_mode is None or self.permission_mode is None
+                     or key.permission_mode == self.permission_mode)
+                and key.ips == self.ips)
+
+    def existed_before(self, key: ListedKey) -> bool:
+        return self.preexisting is not None and key_digest(key.api_key) in self.preexisting
 
 
 @dataclass
 class StackKeys:
-    """What one stack's files and state say about its account's keys."""
+    """What one stack's state says about its account's keys."""
 
     stack: str
-    account: tuple[str, str]  # (base URL, provider apiKey): which account the provider signs for
+    uid: int | None  # the Binance account its provider signs for
     managed: set[str] = field(default_factory=set)  # apiKeys in the state
-    declared: set[tuple[str, str | None]] = field(default_factory=set)  # (apiName, symbol)
-    pending: set[tuple[str, str | None]] = field(default_factory=set)  # pending creates
+    pending: list[PendingCreate] = field(default_factory=list)
+    checkpoint: str = ""  # a digest of the whole state: any run that writes it changes this
     # The stack's config, secrets decrypted: the provider credentials the audit signs with.
     config: dict[str, str] = field(default_factory=dict, repr=False)
 
 
-def declared_keys(config: dict[str, str]) -> list[tuple[str, str | None, bool]]:
-    """(apiName, symbol, adopted) of each key a stack's config declares (its values as
-    `pulumi config --json` gives them: structured ones as JSON text)."""
-    from margin_special_keys.stack_config import CONFIG_NAMESPACE, parse_keys
+@dataclass
+class Finding:
+    """A key on the account that no stack's state holds, and what the audit concluded."""
 
-    raw_keys = config.get(f"{CONFIG_NAMESPACE}:keys")
-    raw_defaults = config.get(f"{CONFIG_NAMESPACE}:defaultIpWhitelist")
-    return [
-        (str(k.args["api_name"]), str(k.args["symbol"]).upper() if k.args.get("symbol") else None,
-         bool(k.args.get("adopt_api_key")))
-        for k in parse_keys(json.loads(raw_keys) if raw_keys else None,
-                            json.loads(raw_defaults) if raw_defaults else None)
-    ]
+    api_key: str
+    api_name: str
+    scope: str
+    verdict: str
+    why: str
+    deleted: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"apiKey": self.api_key, "apiName": self.api_name, "scope": self.scope,
+                "verdict": self.verdict, "why": self.why, "deleted": self.deleted}
 
 
-def read_stack(name: str, config: dict[str, str], deployment: dict[str, Any]) -> StackKeys:
-    """What a stack says of its account: from its config (as `pulumi config --json` gives it) and
-    its state (as `pulumi stack export` gives it; no secret is needed)."""
-    from margin_special_keys.settings import read_settings
-
-    settings = read_settings(config.get, os.environ)
-    found = StackKeys(name, (settings.base_url, settings.api_key), config=config)
-    for resource in deployment.get("resources", []):
-        if str(resource.get("type", "")).endswith("MarginSpecialKey") and resource.get("id"):
+def read_stack(name: str, uid: int | None, config: dict[str, str],
+               deployment: Mapping[str, Any]) -> StackKeys:
+    """What a stack's state (as `pulumi stack export` gives it, no secret needed) says."""
+    found = StackKeys(name, uid, config=config,
+                      checkpoint=hashlib.sha256(json.dumps(deployment, sort_keys=True).encode()).hexdigest())
+    for resource in deployment.get("resources") or []:
+        if str(resource.get("type", "")).endswith(KEY_TYPE) and resource.get("id"):
             found.managed.add(str(resource["id"]))
-    for operation in deployment.get("pending_operations", []) or []:
-        resource = operation.get("resource", {})
-        inputs = resource.get("inputs", {}) or {}
-        if operation.get("type") == "creating" and str(resource.get("type", "")).endswith(
-                "MarginSpecialKey") and isinstance(inputs.get("api_name"), str):
-            found.pending.add((inputs["api_name"], inputs.get("symbol") or None))
-    found.declared = {(api_name, symbol) for api_name, symbol, _ in declared_keys(config)}
+    for operation in deployment.get("pending_operations") or []:
+        resource = operation.get("resource") or {}
+        if operation.get("type") == "creating" and str(resource.get("type", "")).endswith(KEY_TYPE):
+            pending = PendingCreate.from_inputs(resource.get("inputs") or {})
+            if pending is not None:
+                found.pending.append(pending)
     return found
 
 
-def classify(listed: Iterable[tuple[str, str, str | None]], own: StackKeys,
-             same_account: list[StackKeys]) -> list[dict[str, str]]:
-    """Each listed (apiKey, apiName, scope) that no stack of the account manages, with its verdict."""
-    managed = set().union(own.managed, *(s.managed for s in same_account))
-    out = []
-    for api_key, api_name, scope in listed:
-        if api_key in managed:
-            continue
-        ident = (api_name, scope)
-        if ident in own.pending or ident in own.declared:
-            verdict = ORPHAN
-        elif any(ident in s.pending or ident in s.declared for s in same_account):
-            verdict = OTHER_STACK
+def classify(listed: Iterable[ListedKey], own: StackKeys, others: list[StackKeys]) -> list[Finding]:
+    """A verdict for each listed key that no state holds. `others`: every other stack of the
+    project on the same account, read after `listed` was taken."""
+    managed = set().union(own.managed, *(s.managed for s in others))
+    unheld = [k for k in listed if k.api_key not in managed]
+    # How many of this stack's pending creates sent each identity, and how many unheld keys
+    # could be one of them: more keys than creates, and none of them can be told to be ours.
+    creates = Counter(p.identity for p in own.pending)
+    candidates = Counter(identity for k in unheld
+                         for identity in {p.identity for p in own.pending
+                                          if p.matches(k) and not p.existed_before(k)})
+    findings = []
+    for key in unheld:
+        mine = [p for p in own.pending if p.matches(key)]
+        ours = [p for p in mine if not p.existed_before(key)]
+        theirs = sorted({s.stack for s in others for p in s.pending if p.matches(key)})
+        if ours and theirs:
+            verdict, why = UNPROVEN, (f"pending creates of this stack and of {', '.join(theirs)}"
+                                      " both match it")
+        elif ours and candidates[ours[0].identity] > creates[ours[0].identity]:
+            verdict, why = UNPROVEN, (f"{candidates[ours[0].identity]} keys match"
+                                      f" {creates[ours[0].identity]} pending create(s) of this"
+                                      " stack: which the run made cannot be told")
+        elif ours:
+            verdict, why = ORPHAN, "this stack's pending create (a killed run) made it"
+        elif theirs:
+            verdict, why = OTHER_STACK, f"a pending create of {', '.join(theirs)} matches it"
+        elif mine:
+            verdict, why = UNMANAGED, ("it matches a pending create of this stack, but existed"
+                                       " before that create was planned")
         else:
-            verdict = UNMANAGED
-        out.append({"apiKey": api_key, "apiName": api_name, "scope": scope or "cross margin",
-                    "verdict": verdict})
-    return out
-
-
-def locked(project_dir: Path, stack: str, backend_url: str | None) -> bool:
-    """Whether a file backend holds a lock for `stack` (an update is running, or a killed one
-    left its lock: `pulumi cancel` removes it). Other backends lock on their own."""
-    root = _file_backend(project_dir, backend_url)
-    if root is None:
-        return False
-    return any((root / ".pulumi" / "locks").glob(f"**/{stack}/*.json"))
-
-
-def empty_checkpoint_attrs(project_dir: Path, stack: str, backend_url: str | None) -> list[Path]:
-    """0-byte `<stack>.json.attrs` files: a `kill -9` during a checkpoint write can leave one,
-    and every command on the stack then fails with `failed to load checkpoint: EOF`."""
-    root = _file_backend(project_dir, backend_url)
-    if root is None:
-        return []
-    return [p for p in (root / ".pulumi" / "stacks").glob(f"**/{stack}.json.attrs")
-            if p.stat().st_size == 0]
-
-
-def _file_backend(project_dir: Path, backend_url: str | None) -> Path | None:
-    url = backend_url or ""
-    if not url.startswith("file://"):
-        return None
-    path = url.removeprefix("file://")
-    if path.startswith("~"):
-        path = os.path.expanduser(path)
-    return (project_dir / path).resolve() if not os.path.isabs(path) else Path(path)
+            verdict, why = UNMANAGED, "no stack's state holds it and no pending create made it"
+        findings.append(Finding(key.api_key, key.api_name, key.where, verdict, why))
+    return findings

@@ -7,6 +7,8 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .orphans import ORPHAN, Finding
+
 CHANGE_OPS = ("create", "update", "replace", "delete")
 
 
@@ -19,7 +21,8 @@ class StackResult:
     drifted: bool = False
     error: str | None = None
     duration_s: float = 0.0
-    orphans: list[dict[str, str]] = field(default_factory=list)
+    orphans: list[Finding] = field(default_factory=list)
+    busy: str | None = None  # another run holds the stack's lock: who, and what to do
     # One entry per key that changes: {"key", "op", "fields", "because"} (config names).
     steps: list[dict[str, Any]] = field(default_factory=list)
 
@@ -35,26 +38,41 @@ class StackResult:
         return any(self.count(op) for op in CHANGE_OPS)
 
 
+# Exit codes, most urgent first when several apply.
+EXIT_FAILED, EXIT_DRIFT, EXIT_ORPHANS, EXIT_BUSY, EXIT_NOT_OURS = 1, 2, 3, 5, 4
+
+
 def exit_code(results: Iterable[StackResult], operation: str) -> int:
+    """0 all good; 1 a stack failed; 2 drift; 3 orphans to act on (`orphans --delete`); 5 a stack
+    was busy (another run held its lock; nothing was run there); 4 keys on the account that no
+    state holds and that are not this project's to delete (made by hand, or unproven): reported,
+    for a person to look at."""
     results = list(results)
     if any(not r.ok for r in results):
-        return 1
+        return EXIT_FAILED
     if operation == "drift" and any(r.drifted for r in results):
-        return 2
-    if operation == "orphans" and any(o.get("deleted") != "yes" for r in results for o in r.orphans):
-        return 3
+        return EXIT_DRIFT
+    found = [f for r in results for f in r.orphans if not f.deleted]
+    if any(f.verdict == ORPHAN for f in found):
+        return EXIT_ORPHANS
+    if any(r.busy for r in results):
+        return EXIT_BUSY
+    if found:
+        return EXIT_NOT_OURS
     return 0
 
 
 def _status(result: StackResult) -> str:
     if not result.ok:
         return "❌ error"
+    if result.busy:
+        return "⏳ busy"
     if result.operation == "drift":
         return "⚠️ drift" if result.drifted else "✅ in sync"
     if result.operation == "orphans":
         if not result.orphans:
             return "✅ none"
-        mine = sum(1 for o in result.orphans if o.get("verdict") == "orphan")
+        mine = sum(1 for o in result.orphans if o.verdict == ORPHAN)
         others = len(result.orphans) - mine
         return f"⚠️ {mine} orphan(s)" + (f", {others} not this stack's" if others else "")
     return "✅ changes" if result.changed else "✅ no changes"
@@ -100,12 +118,17 @@ def markdown(results: Iterable[StackResult], operation: str) -> str:
     changes = [describe_step(r.stack, step) for r in results for step in r.steps]
     if changes:
         rows += ["", "Keys that change:", "", *changes]
+    busy = [r for r in results if r.busy]
+    if busy:
+        rows += ["", "Busy (another run holds the stack's lock; nothing was run there):", ""]
+        rows += [f"- `{md(r.stack)}`: {md(r.busy)}" for r in busy]
     orphans = [(r.stack, o) for r in results for o in r.orphans]
     if orphans:
         rows += ["", "Special keys on the account that no stack's state holds"
-                 " (orphan: this stack made it and lost it; only orphans are ever deleted):", ""]
-        rows += [f"- `{md(stack)}`: `{md(o['apiKey'])}` {md(repr(o['apiName']))} on {md(o['scope'])}:"
-                 f" {o['verdict']}" + (" — deleted" if o.get("deleted") == "yes" else "")
+                 " (orphan: this stack provably made it and lost it; only orphans are ever"
+                 " deleted):", ""]
+        rows += [f"- `{md(stack)}`: `{md(o.api_key)}` {md(repr(o.api_name))} on {md(o.scope)}:"
+                 f" {o.verdict} ({md(o.why)})" + (" — deleted" if o.deleted else "")
                  for stack, o in orphans]
     return "\n".join(rows) + "\n"
 
@@ -114,6 +137,6 @@ def as_json(results: Iterable[StackResult], operation: str) -> str:
     results = list(results)
     return json.dumps(
         {"operation": operation, "exitCode": exit_code(results, operation),
-         "stacks": [asdict(r) for r in results]},
+         "stacks": [{**asdict(r), "orphans": [o.as_dict() for o in r.orphans]} for r in results]},
         indent=2,
     )

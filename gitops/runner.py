@@ -8,6 +8,7 @@ a person watching a pipeline sees which stack is running.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import sys
@@ -18,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from . import orphans
+from . import audit, backends, orphans
 from .engine import StackCommands, StackNotFound, stack_config_dir
 from .report import StackResult
 
@@ -64,13 +65,66 @@ def _commands(project_dir: Path, name: str) -> StackCommands:
     a stack whose checkpoint can be read."""
     from .engine import pulumi_environment
 
-    broken = orphans.empty_checkpoint_attrs(project_dir, name, os.environ.get("PULUMI_BACKEND_URL"))
+    backend = _backend(project_dir)
+    broken = backend.empty_checkpoint_attrs(name) if isinstance(backend, backends.FileBackend) else []
     if broken:
         raise StackUnavailable(
             f"the backend's {broken[0].name} is empty (a run killed while it wrote the checkpoint"
             f" leaves this; the checkpoint itself is intact): remove it with `rm {broken[0]}`,"
             " then run the command again")
     return StackCommands(project_dir, pulumi_environment(tools_bin=project_dir / ".tools" / "bin"))
+
+
+def _backend(project_dir: Path) -> backends.Backend | None:
+    """The backend's lock reader, or None where the runner has none (then the CLI's own lock
+    refuses a second run, and the runner reports what it says)."""
+    try:
+        return backends.open_backend(backends.resolve_url(project_dir, os.environ), project_dir)
+    except backends.LocksUnreadable:
+        return None
+
+
+LOCK_POLL_S = 2.0
+
+
+def _lock_holder(project_dir: Path, name: str, lock_timeout_s: float) -> str | None:
+    """Who holds the stack's lock, in one line, after waiting up to `lock_timeout_s` for it to
+    be released; None when no run holds it (or the backend cannot be read: the CLI decides)."""
+    backend = _backend(project_dir)
+    if backend is None:
+        return None
+    from .audit import project_name
+
+    project = project_name(project_dir)
+    deadline = time.monotonic() + lock_timeout_s
+    while True:
+        try:
+            held = backend.locks(project, name)
+        except backends.LocksUnreadable:
+            return None
+        if not held:
+            return None
+        if time.monotonic() >= deadline:
+            return held[0].describe(name)
+        progress(name, f"waiting for the lock: {held[0].holder()}")
+        time.sleep(min(LOCK_POLL_S, max(0.1, deadline - time.monotonic())))
+
+
+# What the CLI says when another run holds the lock: a DIY backend (lock.go) names the holder;
+# Pulumi Cloud answers 409.
+CLI_LOCKED = re.compile(r"the stack is currently locked by \d+ lock\(s\)"
+                        r"|Another update is currently in progress")
+CLI_HOLDER = re.compile(r"created by (\S+)@(\S+) \(pid (\d+)\) at (\S+)")
+
+
+def _locked_by_cli(name: str, output: str) -> str | None:
+    if not CLI_LOCKED.search(output):
+        return None
+    holder = CLI_HOLDER.search(output)
+    if holder is None:
+        return f"stack {name!r} is locked by another run (an update is in progress)"
+    user, host, pid, since = holder.groups()
+    return backends.Lock(user, host, int(pid), since).describe(name)
 
 
 def _missing(name: str) -> StackUnavailable:
@@ -261,9 +315,10 @@ COMMANDS = {
 
 
 def run_stack(project_dir: Path, name: str, operation: str,
-              accounts: dict[str, orphans.StackKeys | Exception] | None = None) -> StackResult:
+              accounts: audit.Accounts | None = None, lock_timeout_s: float = 0.0) -> StackResult:
     """One operation on one stack; orphans are only listed here (see delete_orphans), from
-    `accounts`: what every stack of the project says of its account, read once per run."""
+    `accounts`: what every stack of the project says of its account, read once per run. A stack
+    another run holds is `busy`: reported with who holds it, never run and never failed."""
     result = StackResult(stack=name, operation=operation)
     start = time.monotonic()
     progress(name, f"== {operation} started")
@@ -272,19 +327,24 @@ def run_stack(project_dir: Path, name: str, operation: str,
         commands = _commands(project_dir, name)
         if operation == "orphans":
             # Every stack of the project counts, whatever is selected (run() reads them once).
-            result.orphans = audit_orphans(name, accounts if accounts is not None else
-                                           read_accounts(project_dir, discover_stacks(project_dir), 1))
+            if accounts is None:
+                accounts = audit.read_accounts(lambda s: _commands(project_dir, s),
+                                               discover_stacks(project_dir), 1)
+            result.orphans = audit.audit(name, accounts)
         elif operation in COMMANDS:
-            run, logged = _operation(commands, name, operation)
-            events = Events(logged)
-            if run.returncode != 0:
-                raise RuntimeError(run.output)
-            result.steps = events.key_steps()
-            if operation == "refresh":
-                result.changes = events.changes()
-            else:
-                result.changes = _counts(result.steps)
-            result.drifted = operation == "drift" and bool(result.steps)
+            result.busy = _lock_holder(project_dir, name, lock_timeout_s)
+            if result.busy is None:
+                run, logged = _operation(commands, name, operation)
+                events = Events(logged)
+                result.busy = _locked_by_cli(name, run.output) if run.returncode != 0 else None
+                if run.returncode != 0 and result.busy is None:
+                    raise RuntimeError(run.output)
+                result.steps = events.key_steps()
+                if operation == "refresh":
+                    result.changes = events.changes()
+                else:
+                    result.changes = _counts(result.steps)
+                result.drifted = operation == "drift" and bool(result.steps) and result.busy is None
         else:
             raise ValueError(f"unknown operation {operation!r}")
     except Exception as exc:  # noqa: BLE001 - one stack's failure is reported, the others go on
@@ -295,7 +355,8 @@ def run_stack(project_dir: Path, name: str, operation: str,
     if ended:
         progress(name, f"ended {ended} process(es) a killed run left (provider or language host)")
     result.duration_s = round(time.monotonic() - start, 2)
-    verdict = "failed: " + (result.error or "") if not result.ok else "done"
+    verdict = ("failed: " + (result.error or "") if not result.ok
+               else f"not run: {result.busy}" if result.busy else "done")
     progress(name, f"== {operation} {verdict} in {result.duration_s:.1f}s")
     return result
 
@@ -317,67 +378,25 @@ def _operation(commands: StackCommands, name: str,
     return commands.operation(*COMMANDS[operation], stack=name, on_line=out)
 
 
-def _account_client(config: dict[str, str]) -> Any:
-    """A client signed with a stack's own provider credentials."""
-    from margin_special_keys.settings import make_client, read_settings
-
-    return make_client(read_settings(config.get, os.environ))
-
-
-def read_accounts(project_dir: Path, names: list[str],
-                  parallel: int) -> dict[str, orphans.StackKeys | Exception]:
-    """What each of `names` says of its account: its config and its state (read without secrets),
-    or why it could not be read."""
-    def read(name: str) -> orphans.StackKeys | Exception:
-        try:
-            commands = _commands(project_dir, name)
-            config = _config(commands, name)
-            return orphans.read_stack(name, config, commands.deployment(name))
-        except Exception as exc:  # noqa: BLE001 - reported by each audit that needs this stack
-            return exc
-
-    with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
-        return dict(zip(names, pool.map(read, names), strict=True))
-
-
-def audit_orphans(name: str, accounts: dict[str, orphans.StackKeys | Exception]) -> list[dict[str, str]]:
-    """Keys on this stack's account that no stack's state holds, each with its verdict
-    (gitops/orphans.py): every stack of the project on the same account counts. A stack that
-    cannot be read fails the audit, since its keys might be among those listed."""
-    own = accounts[name]
-    if isinstance(own, Exception):
-        raise own
-    same_account = []
-    for other, theirs in accounts.items():
-        if other == name:
-            continue
-        if isinstance(theirs, Exception):
-            raise StackUnavailable(f"stack {other!r} of the same project could not be read, so keys"
-                                   f" it may hold cannot be told apart: {_error_text(theirs)}")
-        if theirs.account == own.account:
-            same_account.append(theirs)
-    client = _account_client(own.config)
-    listed = [(key.api_key, key.api_name, scope)
-              for scope in [None, *client.isolated_symbols()]
-              for key in client.list_special_keys(scope)]
-    return orphans.classify(listed, own, same_account)
-
-
-def run(project_dir: Path, operation: str, stacks: list[str], parallel: int) -> list[StackResult]:
+def run(project_dir: Path, operation: str, stacks: list[str], parallel: int,
+        lock_timeout_s: float = 0.0) -> list[StackResult]:
     if operation not in OPERATIONS:
         raise ValueError(f"operation must be one of {', '.join(OPERATIONS)}")
     accounts = None
     if operation == "orphans":
         # Every stack of the project, whatever --stacks selects: each read once for all audits.
-        accounts = read_accounts(project_dir, discover_stacks(project_dir), parallel)
+        accounts = audit.read_accounts(lambda s: _commands(project_dir, s),
+                                       discover_stacks(project_dir), parallel)
     with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
-        return list(pool.map(lambda s: run_stack(project_dir, s, operation, accounts), stacks))
+        return list(pool.map(lambda s: run_stack(project_dir, s, operation, accounts, lock_timeout_s),
+                             stacks))
 
 
 def preflight(project_dir: Path, name: str, record: Path | None = None) -> list[Any]:
     """The read-only preflight of one stack's account (gitops/preflight.py); with `record`, every
     raw answer is written there, redacted."""
     from margin_special_keys.settings import make_client, read_settings
+    from margin_special_keys.stack_config import keys_from_cli_config
 
     from . import preflight as checks
 
@@ -388,7 +407,8 @@ def preflight(project_dir: Path, name: str, record: Path | None = None) -> list[
         secrets = [v for k, v in config.items() if k.startswith("binance:") and v]
         recorder = checks.Recorder(record / name, [settings.api_key, *secrets])
     client = make_client(settings, observer=recorder)
-    declared = orphans.declared_keys(config)
+    declared = [(str(k.args["api_name"]), str(k.args["symbol"]).upper() if k.args.get("symbol") else None,
+                 bool(k.args.get("adopt_api_key"))) for k in keys_from_cli_config(config)]
     return checks.run_preflight(client, other_api_keys=settings.other_api_keys,
                                 recv_window_ms=settings.recv_window_ms, declared=declared)
 
@@ -398,7 +418,7 @@ def exit_special_key_mode(project_dir: Path, name: str, confirm: Callable[[str],
     cross margin special key of the account at once and allows no new one for 24 hours. Shows
     what goes, asks `confirm`, then refreshes the stack so its state shows the keys gone."""
     commands = _commands(project_dir, name)
-    client = _account_client(_config(commands, name))
+    client = audit.account_keys(_config(commands, name)).client
     doomed = client.list_special_keys(None)
     progress(name, f"account at {client.base_url}: {len(doomed)} cross margin special key(s)"
                    " will be deleted by Binance, and none can be created for 24 hours:")
@@ -415,34 +435,41 @@ def exit_special_key_mode(project_dir: Path, name: str, confirm: Callable[[str],
     return 0 if run.returncode == 0 else 1
 
 
-def deletable(results: list[StackResult]) -> list[tuple[str, dict[str, str]]]:
-    return [(r.stack, o) for r in results if r.ok for o in r.orphans
-            if o["verdict"] == orphans.ORPHAN]
-
-
 def delete_orphans(project_dir: Path, results: list[StackResult],
                    confirm: Callable[[str], bool]) -> bool:
-    """Delete, by apiKey, the keys each stack provably made and lost; only after `confirm`, and
-    never while a stack is locked by a run. Unmanaged and other stacks' keys are never touched."""
-    doomed = deletable(results)
+    """Delete, by apiKey, the keys each stack provably made and lost (gitops/audit.py): only
+    after `confirm`, and never while a run holds the stack's lock or where the runner cannot tell.
+    Every other verdict is reported and never touched."""
+    doomed = [(r.stack, f) for r in results if r.ok for f in r.orphans if f.verdict == orphans.ORPHAN]
     if not doomed:
         return True
-    backend = os.environ.get("PULUMI_BACKEND_URL")
-    busy = sorted({s for s, _ in doomed if orphans.locked(project_dir, s, backend)})
-    if busy:
-        print(f"refusing to delete: stack(s) {', '.join(busy)} are locked by a running (or killed)"
-              " update; when none is running, `pulumi cancel` removes a killed run's lock",
-              file=sys.stderr)
-        return False
     print("these keys will be deleted, by apiKey:", file=sys.stderr)
-    for stack, o in doomed:
-        print(f"  [{stack}] {o['apiKey']} {o['apiName']!r} on {o['scope']}", file=sys.stderr)
+    for stack, f in doomed:
+        print(f"  [{stack}] {f.api_key} {f.api_name!r} on {f.scope}", file=sys.stderr)
     if not confirm(f"delete {len(doomed)} orphaned key(s)"):
         return False
-    for stack, o in doomed:
-        commands = _commands(project_dir, stack)
-        client = _account_client(_config(commands, stack))
-        client.delete_special_key(o["apiKey"], None if o["scope"] == "cross margin" else o["scope"])
-        o["deleted"] = "yes"
-        progress(stack, f"deleted orphan {o['apiKey']} ({o['apiName']!r} on {o['scope']})")
-    return True
+    accounts = audit.read_accounts(lambda s: _commands(project_dir, s),
+                                   discover_stacks(project_dir), 4)
+    everything_deleted = True
+    for stack in dict.fromkeys(s for s, _ in doomed):
+        shown = {f.api_key: f for s, f in doomed if s == stack}
+        try:
+            gone = audit.delete_proven(project_dir, stack, set(shown), accounts,
+                                       lambda s: _commands(project_dir, s),
+                                       functools.partial(progress, stack))
+        except audit.Refused as exc:
+            progress(stack, f"refusing to delete: {exc}")
+            everything_deleted = False
+            continue
+        for finding in gone:
+            shown[finding.api_key].deleted = True
+        everything_deleted &= len(gone) == len(shown)
+    return everything_deleted
+
+
+def delete_key(project_dir: Path, stack: str, api_key: str, confirm: Callable[[str], bool]) -> int:
+    """`delete-key`: one key a person names, on one stack's account (gitops/audit.py)."""
+    accounts = audit.read_accounts(lambda s: _commands(project_dir, s),
+                                   discover_stacks(project_dir), 4)
+    return audit.delete_key(project_dir, stack, api_key, accounts, confirm,
+                            lambda line: progress(stack, line))

@@ -46,6 +46,14 @@ READ_LISTING_TTL_S = 5.0
 _NOT_ABOUT_THE_KEY = (AuthenticationError, SignatureError, TimestampError, RateLimited, ServerError)
 
 
+def key_digest(api_key: str) -> str:
+    """What a create's `preexisting_keys` records of each apiKey its scope held (never the apiKey
+    itself): the orphan audit's proof that a listed key existed before the create."""
+    import hashlib
+
+    return hashlib.sha256(api_key.encode()).hexdigest()[:16]
+
+
 def scope_label(symbol: Scope) -> str:
     return f"isolated pair {symbol}" if symbol else "the cross margin account"
 
@@ -104,6 +112,7 @@ class AccountKeys:
         self._reserved: set[str] = set()
         self._needs_no_room: set[str] = set()  # delete-first replacements
         self._uid: int | None = None
+        self._usable_pairs: set[str] | None = None  # isolated pairs, as the room count listed them
         self._uid_lock = threading.Lock()
 
     # --- listings ---
@@ -135,6 +144,23 @@ class AccountKeys:
             assert current is not None
             with self._lock:
                 return dict(current.keys)
+
+    def preexisting(self, scope: Scope) -> list[str]:
+        """Digests of the apiKeys the scope holds now (gitops/orphans.py reads them back). A pair
+        the room count found unusable holds none; its create fails with the exchange's reason."""
+        if scope is not None:
+            if self._usable_pairs is None:
+                self._usable_pairs = set(self.client.isolated_symbols())
+            if scope not in self._usable_pairs:
+                return []
+        return sorted(key_digest(api_key) for api_key in self.listing(scope))
+
+    def every_key(self) -> list[tuple[Scope, SpecialKey]]:
+        """Every special key of the account: the cross margin account and each usable pair,
+        each listed afresh."""
+        started = self._clock()
+        return [(scope, key) for scope in [None, *self.client.isolated_symbols()]
+                for key in self.listing(scope, listed_after=started).values()]
 
     def _record(self, scope: Scope, api_key: str, key: SpecialKey | None) -> None:
         with self._lock:
@@ -226,6 +252,7 @@ class AccountKeys:
         with ThreadPoolExecutor(max_workers=4, thread_name_prefix="count-keys") as pool:
             cross = pool.submit(self.listing, None)
             symbols = self.client.isolated_symbols()
+            self._usable_pairs = set(symbols)
             isolated = list(pool.map(self.listing, symbols))
             return len(cross.result()) + sum(len(keys) for keys in isolated)
 

@@ -27,7 +27,7 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
-from . import spec, state_format
+from . import fields, spec, state_format
 from .account import AccountKeys, NewKey
 from .binance.errors import BinanceError, ConfigurationError
 from .key_type import KeyType
@@ -125,8 +125,14 @@ class MarginSpecialKeyProvider(ResourceProvider):
             # checks a replacement's new key this way, after diff: plan_token makes it count once.
             try:
                 self._keys().reserve(spec.plan_token(inputs), f"creating {_label(inputs)}")
+                # Recorded in the create's inputs, which the engine writes into the state before
+                # it calls create: the orphan audit's proof that no key listed now is the one a
+                # killed run made (gitops/orphans.py).
+                inputs["preexisting_keys"] = self._keys().preexisting(inputs.get("symbol"))
             except BinanceError as exc:
                 result.append(CheckFailure("", str(exc)))
+        elif isinstance(olds.get("preexisting_keys"), list):
+            inputs["preexisting_keys"] = olds["preexisting_keys"]  # a record, never re-planned
         return CheckResult(inputs, result)
 
     @_one_message
@@ -240,7 +246,7 @@ class MarginSpecialKeyProvider(ResourceProvider):
         }
         if old.get("key_type") == KeyType.ED25519 and key.permission_mode:
             outs["permission_mode"] = key.permission_mode
-        inputs = {k: outs[k] for k in spec.INPUT_FIELDS if k in outs}
+        inputs = {k: outs[k] for k in (*spec.INPUT_FIELDS, *fields.RECORD_FIELDS) if k in outs}
         if outs.get("key_origin") != "provided":
             inputs.pop("public_key", None)
         return ReadResult(id_, outs, inputs)

@@ -133,3 +133,14 @@ def parse_keys(raw_keys: Any, default_ips: Any = None, root: str = "keys") -> li
     if problems:
         raise StackConfigError(problems)
     return declared
+
+
+def keys_from_cli_config(config: Mapping[str, str]) -> list[DeclaredKey]:
+    """The stack's keys from its config as `pulumi config --json` gives it (structured values as
+    JSON text): what the runner's preflight reads."""
+    import json
+
+    raw_keys = config.get(f"{CONFIG_NAMESPACE}:keys")
+    raw_defaults = config.get(f"{CONFIG_NAMESPACE}:defaultIpWhitelist")
+    return parse_keys(json.loads(raw_keys) if raw_keys else None,
+                      json.loads(raw_defaults) if raw_defaults else None)

@@ -251,3 +251,26 @@ def test_an_unreachable_exchange_says_so(account: SandboxAccount) -> None:
         nowhere.create(news)
     assert "could not connect" in str(raised.value) and "nothing was sent" in str(raised.value)
     assert raised.value.__cause__ is None and raised.value.__suppress_context__
+
+
+def test_a_planned_create_records_which_keys_its_scope_already_held(
+    provider: MarginSpecialKeyProvider, sandbox: SandboxProcess, account: SandboxAccount,
+) -> None:
+    """The orphan audit's proof (gitops/orphans.py): the engine writes these inputs into the
+    state before it calls create, so a killed run's pending create says which keys it did not
+    make. A key made later under the same name is not among them; the record never changes."""
+    from margin_special_keys.account import key_digest
+
+    script = sandbox.script_client(account)
+    cross = script.create_special_key("by-hand", None, ["10.0.0.9"], None, None)
+    isolated = script.create_special_key("by-hand", "BTCUSDT", ["10.0.0.9"], None, None)
+    planned = checked(provider, api_name="new-key")
+    assert planned["preexisting_keys"] == [key_digest(cross.api_key)]
+    assert checked(provider, api_name="new-pair-key", symbol="BTCUSDT")["preexisting_keys"] == [
+        key_digest(isolated.api_key)]
+    created = provider.create({"__provider": "blob", **planned})
+    again = provider.check(planned, {"__provider": "blob", "api_name": "new-key",
+                                     "ip_whitelist": ["198.51.100.7"]})
+    assert again.inputs["preexisting_keys"] == planned["preexisting_keys"]
+    assert key_digest(created.id) not in planned["preexisting_keys"]
+    assert all(len(d) == 16 and cross.api_key not in d for d in planned["preexisting_keys"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from margin_special_keys.gitops.orphans import ORPHAN, OTHER_STACK, UNMANAGED, UNPROVEN, Finding
 from margin_special_keys.gitops.report import StackResult, as_json, exit_code, markdown
 from margin_special_keys.gitops.runner import _error_text
 
@@ -13,9 +14,30 @@ def test_exit_codes() -> None:
     assert exit_code([ok], "preview") == 0
     assert exit_code([ok, StackResult("b", "preview", ok=False, error="boom")], "preview") == 1
     assert exit_code([StackResult("a", "drift", drifted=True)], "drift") == 2
-    orphan = {"apiKey": "K", "apiName": "x", "scope": "cross margin", "verdict": "orphan"}
-    assert exit_code([StackResult("a", "orphans", orphans=[orphan])], "orphans") == 3
-    assert exit_code([StackResult("a", "orphans", orphans=[{**orphan, "deleted": "yes"}])], "orphans") == 0
+    busy = StackResult("b", "drift", busy="stack 'b' is locked by another run")
+    assert exit_code([StackResult("a", "drift"), busy], "drift") == 5
+    assert exit_code([StackResult("a", "drift", drifted=True), busy], "drift") == 2
+
+
+def test_orphan_exit_codes_separate_what_to_act_on_from_keys_that_are_not_ours() -> None:
+    def finding(verdict: str, deleted: bool = False) -> Finding:
+        return Finding("K", "x", "cross margin", verdict, "why", deleted)
+
+    def code(*findings: Finding) -> int:
+        return exit_code([StackResult("a", "orphans", orphans=list(findings))], "orphans")
+
+    assert code() == 0
+    assert code(finding(ORPHAN)) == 3
+    assert code(finding(ORPHAN, deleted=True)) == 0
+    # One hand-made key does not keep a nightly job red as "orphans to act on".
+    assert code(finding(UNMANAGED)) == 4
+    assert code(finding(UNPROVEN), finding(OTHER_STACK)) == 4
+    assert code(finding(UNMANAGED), finding(ORPHAN)) == 3
+    summary = json.loads(as_json([StackResult("a", "orphans", orphans=[finding(UNMANAGED)])], "orphans"))
+    assert summary["stacks"][0]["orphans"] == [
+        {"apiKey": "K", "apiName": "x", "scope": "cross margin", "verdict": "unmanaged", "why": "why",
+         "deleted": False}]
+    assert summary["exitCode"] == 4
 
 
 def test_markdown_rows_and_escaping() -> None:

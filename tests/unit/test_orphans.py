@@ -1,0 +1,103 @@
+"""The orphan audit's proof (gitops/orphans.py): what makes a key this stack's, and what never does."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from margin_special_keys.account import key_digest
+from margin_special_keys.gitops.orphans import (
+    ORPHAN,
+    OTHER_STACK,
+    UNMANAGED,
+    UNPROVEN,
+    ListedKey,
+    StackKeys,
+    classify,
+    read_stack,
+)
+
+IPS = ["198.51.100.7"]
+
+
+def key(api_key: str, name: str = "a3", scope: str | None = None, ips: list[str] | None = None,
+        key_type: str | None = "ED25519", mode: str | None = "TRADE") -> ListedKey:
+    return ListedKey(api_key, name, scope, frozenset(IPS if ips is None else ips), key_type, mode)
+
+
+def pending(name: str = "a3", symbol: str | None = None, ips: list[str] | None = None,
+            preexisting: list[str] | None = None, **more: Any) -> dict[str, Any]:
+    """A pending create as `pulumi stack export` shows one a killed run left."""
+    inputs = {"api_name": name, "ip_whitelist": IPS if ips is None else ips, "key_type": "ED25519",
+              "permission_mode": "TRADE", **more}
+    if symbol:
+        inputs["symbol"] = symbol
+    if preexisting is not None:
+        inputs["preexisting_keys"] = preexisting
+    return {"type": "creating", "resource": {"type": "pulumi-python:dynamic/binance:MarginSpecialKey",
+                                             "inputs": inputs}}
+
+
+def stack(name: str, *creates: dict[str, Any], managed: tuple[str, ...] = (), uid: int = 1) -> StackKeys:
+    resources = [{"type": "pulumi-python:dynamic/binance:MarginSpecialKey", "id": k} for k in managed]
+    return read_stack(name, uid, {}, {"resources": resources, "pending_operations": list(creates)})
+
+
+def verdicts(listed: list[ListedKey], own: StackKeys, *others: StackKeys) -> dict[str, str]:
+    return {f.api_key: f.verdict for f in classify(listed, own, list(others))}
+
+
+def test_a_key_its_own_pending_create_explains_is_an_orphan() -> None:
+    assert verdicts([key("K1")], stack("a", pending(preexisting=[]))) == {"K1": ORPHAN}
+
+
+def test_a_declared_name_is_never_proof() -> None:
+    """Stack a declares `trader` and `cross-1`; its up was refused, so nothing is pending."""
+    listed = [key("T", "trader"), key("C", "cross-1")]
+    assert verdicts(listed, stack("a")) == {"T": UNMANAGED, "C": UNMANAGED}
+
+
+def test_a_key_another_stack_holds_is_not_listed_and_one_it_is_creating_is_its_own() -> None:
+    listed = [key("B1", "b1"), key("K1")]
+    other = stack("b", pending(), managed=("B1",))
+    assert verdicts(listed, stack("a"), other) == {"K1": OTHER_STACK}
+
+
+def test_a_key_that_existed_when_the_create_was_planned_is_never_its_orphan() -> None:
+    """Made by hand with the same name, IPs and type before the killed create was planned."""
+    listed = [key("HAND")]
+    own = stack("a", pending(preexisting=[key_digest("OTHER"), key_digest("HAND")]))
+    assert verdicts(listed, own) == {"HAND": UNMANAGED}
+
+
+def test_anything_the_create_did_not_send_breaks_the_match() -> None:
+    own = stack("a", pending(preexisting=[]))
+    assert verdicts([key("K", ips=["203.0.113.9"])], own) == {"K": UNMANAGED}
+    assert verdicts([key("K", scope="BTCUSDT")], own) == {"K": UNMANAGED}
+    assert verdicts([key("K", key_type="RSA")], own) == {"K": UNMANAGED}
+    assert verdicts([key("K", mode="READ")], own) == {"K": UNMANAGED}
+    assert verdicts([key("K", name="a4")], own) == {"K": UNMANAGED}
+    # What the exchange does not say does not break it.
+    assert verdicts([key("K", key_type=None, mode=None)], own) == {"K": ORPHAN}
+
+
+def test_more_matching_keys_than_pending_creates_prove_none() -> None:
+    listed = [key("K1"), key("K2")]
+    assert verdicts(listed, stack("a", pending(preexisting=[]))) == {"K1": UNPROVEN, "K2": UNPROVEN}
+    two = stack("a", pending(preexisting=[]), pending(preexisting=[]))
+    assert verdicts(listed, two) == {"K1": ORPHAN, "K2": ORPHAN}
+
+
+def test_pending_creates_of_two_stacks_that_match_one_key_prove_neither() -> None:
+    listed = [key("K1")]
+    assert verdicts(listed, stack("a", pending()), stack("b", pending())) == {"K1": UNPROVEN}
+
+
+def test_an_adoption_and_other_pending_operations_make_no_key() -> None:
+    adopting = pending(adopt_api_key="X" * 64)
+    updating = {**pending(), "type": "updating"}
+    assert verdicts([key("K1")], stack("a", adopting, updating)) == {"K1": UNMANAGED}
+
+
+def test_every_state_write_changes_the_checkpoint_digest() -> None:
+    assert stack("a").checkpoint != stack("a", pending()).checkpoint
+    assert stack("a").checkpoint == stack("a").checkpoint
