@@ -42,20 +42,24 @@ def main(source: Path, target: Path) -> None:
         "",
         "## Killed runs",
         "",
-        "`kill -9` of the whole `pulumi up` process group while it creates 20 keys (creates slowed to",
-        "400 ms), then the documented recovery: `pulumi cancel --yes`, `pulumi refresh --yes",
-        "--clear-pending-creates`, `python -m margin_special_keys.gitops orphans --stacks S --delete`,",
-        "`pulumi up --yes`.",
+        "`kill -9` of the whole `gitops up` process group (the runner, the engine, the language host,",
+        "the provider) while it creates 20 keys on Pulumi's `postgres://` backend, another desk's",
+        "stack holding keys on the same account; creates act at once and answer 1.5 s later, so a",
+        "kill leaves keys whose create never heard back. Before `pulumi cancel`, `orphans --delete`",
+        "refuses, naming the killed run's lock. Then the documented recovery: `pulumi cancel --yes`,",
+        "`python -m margin_special_keys.gitops orphans --stacks S --delete --yes`, `pulumi refresh",
+        "--yes --clear-pending-creates --run-program`, `pulumi up --yes`; the other desk's keys are",
+        "untouched and it previews no changes.",
         "Pulumi's dynamic provider process and Pulumi's Go language host (with the program it ran)",
         "outlive the killed engine; the runner's next command in the project (the audit) ends them.",
         "",
-        "| killed after | keys on exchange at kill | keys in state at kill | orphans deleted |"
-        " after recovery: exchange / state | agree |",
+        "| killed once the exchange held | keys on exchange at kill | keys in state at kill |"
+        " orphans deleted | after recovery: exchange / state | agree |",
         "|---:|---:|---:|---:|---|---|",
     ]
     for r in by_kind.get("kill", []):
         agree = "yes" if r["agree"] else "NO"
-        out.append(f"| {r['kill_after_s']} s | {r['exchange_at_kill']} | {r['state_at_kill']} |"
+        out.append(f"| {r['kill_at_keys']} keys | {r['exchange_at_kill']} | {r['state_at_kill']} |"
                    f" {r['orphans_deleted']} | {r['exchange']} / {r['state']} | {agree} |")
     out += ["", "## Leaks", ""]
     for r in by_kind.get("leaks", []):

@@ -1,4 +1,5 @@
-"""Concurrent runs: the backend's lock on one stack, and many stacks under the exchange's rate limit."""
+"""Concurrent runs on Pulumi's shared `postgres://` backend: its lock on one stack, and many stacks
+under the exchange's rate limit."""
 
 from __future__ import annotations
 
@@ -15,10 +16,12 @@ from tests.proof.conftest import agreement
 
 
 def test_two_ups_on_one_stack_one_is_refused_by_the_lock(
-    project: PulumiProject, clean_faults: SandboxProcess, account: SandboxAccount,
-    report: Callable[..., None],
+    tmp_path: Path, pulumi_home: Path, clean_faults: SandboxProcess, account: SandboxAccount,
+    postgres_backend: str, report: Callable[..., None],
 ) -> None:
     sandbox = clean_faults
+    project = PulumiProject.create(tmp_path / "project", pulumi_home, backend=postgres_backend)
+    project.use_account(sandbox.base_url, account)
     project.set_keys([{"name": f"k{i}"} for i in range(6)])
     sandbox.add_fault(action="latency", method="POST", path="/sapi/v1/margin/apiKey", delay_ms=500)
     cmd = ["pulumi", "up", "--yes", "--skip-preview", "--stack", project.stack, "--non-interactive"]
@@ -55,10 +58,11 @@ def limited_sandbox(tmp_path: Path) -> Iterator[SandboxProcess]:
 
 @pytest.mark.long
 def test_runner_over_many_stacks_under_the_rate_limit_applies_every_stack(
-    tmp_path: Path, pulumi_home: Path, limited_sandbox: SandboxProcess, report: Callable[..., None],
+    tmp_path: Path, pulumi_home: Path, limited_sandbox: SandboxProcess, postgres_backend: str,
+    report: Callable[..., None],
 ) -> None:
     sandbox = limited_sandbox
-    first = PulumiProject.create(tmp_path / "infra", pulumi_home, stack="s0")
+    first = PulumiProject.create(tmp_path / "infra", pulumi_home, stack="s0", backend=postgres_backend)
     stacks = [first] + [first.other_stack(f"s{i}") for i in range(1, STACKS)]
     accounts = []
     for stack in stacks:

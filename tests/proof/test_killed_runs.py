@@ -1,4 +1,5 @@
-"""`kill -9` of `pulumi up` while it creates 20 keys, and the documented recovery.
+"""`kill -9` of a `gitops up` while it creates 20 keys on a shared backend, and the documented
+recovery.
 
 Recovery (README, "When a run is killed"):
     pulumi cancel --yes                           # the killed run's lock
@@ -19,11 +20,11 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.harness import FULL_TABLES, ROOT, PulumiProject, SandboxAccount, SandboxProcess
-from tests.proof.conftest import agreement
 
 
 def processes_in(directory: Path) -> dict[int, str]:
@@ -51,11 +52,9 @@ def wait_for_no_process(directory: Path, *markers: str, timeout: float = 15.0) -
     return False
 
 
-def audit_orphans(project: PulumiProject) -> subprocess.CompletedProcess[str]:
+def gitops(project: PulumiProject, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "margin_special_keys.gitops",
-         "orphans", "--stacks", project.stack, "--delete", "--yes",
-         "--project", str(project.directory)],
+        [sys.executable, "-m", "margin_special_keys.gitops", *args, "--project", str(project.directory)],
         cwd=ROOT, env=project.env(), capture_output=True, text=True, timeout=300)
 
 
@@ -63,53 +62,83 @@ KEYS = [{"name": f"bot-{i:02d}", "keyType": "HMAC" if i % 3 == 0 else "ED25519",
          "ipWhitelist": ["10.0.0.1"]} for i in range(20)]
 
 
-# `make proof` kills at four moments; `make test` at one, 2.0 s, where an empty checkpoint .attrs
-# file can be left (the test forces it). Which moment finds creates in flight depends on how fast
-# the machine starts the run: docs/reliability.md has what each moment found last (at one run,
-# 2.0 s: 4 keys on the exchange and none in the state; at the next, 3.5 s found that). Orphans
-# deleted by the audit are also proven in tests/e2e/test_gitops.py (a key a killed up leaves).
+def agreement_of(project: PulumiProject, sandbox: SandboxProcess, account: SandboxAccount,
+                 others: set[str]) -> dict[str, Any]:
+    """The stack's keys on the exchange (the account's, less `others`: another stack's) against
+    its state."""
+    listed = [k for k in sandbox.special_keys(account["accountId"]) if k["apiKey"] not in others]
+    on_exchange = sorted(k["apiKey"] for k in listed)
+    in_state = sorted(r["id"] for r in project.resources())
+    names = [k["apiName"] for k in listed]
+    return {"exchange": len(on_exchange), "state": len(in_state), "agree": on_exchange == in_state,
+            "duplicates": len(names) - len(set(names))}
+
+
+# `make proof` kills at three moments, `make test` at one: once the exchange holds that many of
+# the stack's keys. Creates act at once and answer 1.5 s later, so a kill finds keys on the
+# exchange whose create never heard back: the orphans the recovery must find and delete.
 @pytest.mark.long
-@pytest.mark.parametrize("kill_after_s", [0.8, 1.4, 2.0, 3.5] if FULL_TABLES else [2.0])
-def test_kill_during_up_then_recover(project: PulumiProject, clean_faults: SandboxProcess,
-                                     account: SandboxAccount, kill_after_s: float,
-                                     report: Callable[..., None]) -> None:
+@pytest.mark.parametrize("kill_at_keys", [1, 5, 12] if FULL_TABLES else [5])
+def test_kill_during_a_gitops_up_on_a_shared_backend_then_recover(
+        tmp_path: Path, pulumi_home: Path, clean_faults: SandboxProcess, postgres_backend: str,
+        kill_at_keys: int, report: Callable[..., None]) -> None:
     sandbox = clean_faults
+    account = sandbox.create_account("ED25519")
+    project = PulumiProject.create(tmp_path / "project", pulumi_home, backend=postgres_backend)
+    project.use_account(sandbox.base_url, account)
+    other = project.other_stack("other-desk")  # another desk's stack on the same account
+    other.use_account(sandbox.base_url, account)
+    other.set_keys([{"name": "other-1"}, {"name": "other-2", "symbol": "BTCUSDT"}])
+    other.up()
+    theirs = {r["id"] for r in other.resources()}
     project.set_keys(KEYS)
-    # Slow creates, so the kill lands while some are in flight.
-    sandbox.add_fault(action="latency", method="POST", path="/sapi/v1/margin/apiKey", delay_ms=400)
+    sandbox.add_fault(action="latency_after", method="POST", path="/sapi/v1/margin/apiKey",
+                      delay_ms=1500)
     run = subprocess.Popen(
-        ["pulumi", "up", "--yes", "--skip-preview", "--stack", project.stack, "--non-interactive"],
-        cwd=project.directory, env=project.env(), stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL, start_new_session=True)
-    time.sleep(kill_after_s)
-    os.killpg(run.pid, signal.SIGKILL)  # the engine, its language host and the provider
+        [sys.executable, "-m", "margin_special_keys.gitops", "up", "--stacks", project.stack,
+         "--project", str(project.directory)],
+        cwd=ROOT, env=project.env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True)
+    deadline = time.monotonic() + 120
+    while len(sandbox.special_keys(account["accountId"])) - len(theirs) < kill_at_keys:
+        assert run.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    os.killpg(run.pid, signal.SIGKILL)  # the runner, the engine, its language host, the provider
     run.wait()
     time.sleep(0.5)  # requests already on the wire land
     sandbox.clear_faults()
-    at_kill = agreement(project, sandbox, account)
-    # Pulumi's dynamic provider process (`python -m pulumi.dynamic`) outlives the killed engine,
-    # and Pulumi's Go language host too, for up to five minutes: the runner's next run in the
-    # project (the audit below) ends what is left.
+    at_kill = agreement_of(project, sandbox, account, theirs)
 
+    # The killed run's lock stays: the audit refuses to delete, saying it is a killed run's.
+    refused = gitops(project, "orphans", "--stacks", project.stack, "--delete", "--yes")
+    assert "a killed run's lock" in refused.stderr and "pulumi cancel" in refused.stderr
+    assert not [r for r in sandbox.requests_log(account["accountId"]) if r["method"] == "DELETE"]
+
+    # The README's recovery, in its order.
     project.run("cancel", "--yes")
-    if kill_after_s == 2.0:
-        # About 1 kill in 17 leaves the checkpoint's .attrs file empty, and every command then
-        # fails with `failed to load checkpoint: EOF`: the runner says exactly what to do.
-        [attrs] = (project.directory / "state").glob(f"**/{project.stack}.json.attrs")
-        attrs.write_bytes(b"")
-        stuck = audit_orphans(project)
-        assert stuck.returncode == 1 and f"`rm {attrs}`" in stuck.stdout + stuck.stderr
-        attrs.unlink()
-    audit = audit_orphans(project)
+    audit = gitops(project, "orphans", "--stacks", project.stack, "--delete", "--yes")
     assert audit.returncode == 0, audit.stdout + audit.stderr
     assert wait_for_no_process(project.directory, "pulumi.dynamic", "pulumi-language-python",
                                "language_host.py", timeout=5)
     orphans_deleted = audit.stdout.count("— deleted")
-    assert "unmanaged" not in audit.stdout
+    assert "unmanaged" not in audit.stdout and "unproven" not in audit.stdout
     project.refresh("--clear-pending-creates", "--run-program")
     project.up()
 
-    after = agreement(project, sandbox, account)
+    after = agreement_of(project, sandbox, account, theirs)
     assert after == {"exchange": 20, "state": 20, "agree": True, "duplicates": 0}
-    report("kill", kill_after_s=kill_after_s, exchange_at_kill=at_kill["exchange"],
+    assert {r["id"] for r in other.resources()} == theirs  # the other desk's keys, untouched
+    assert theirs <= {k["apiKey"] for k in sandbox.special_keys(account["accountId"])}
+    other.expect_no_changes()
+    report("kill", kill_at_keys=kill_at_keys, exchange_at_kill=at_kill["exchange"],
            state_at_kill=at_kill["state"], orphans_deleted=orphans_deleted, **after)
+
+
+def test_an_empty_checkpoint_attrs_file_is_named_with_the_command_that_fixes_it(
+        project: PulumiProject) -> None:
+    """A `kill -9` during a file backend's checkpoint write can leave `<stack>.json.attrs` empty
+    (about 1 kill in 17), and every command then fails with `failed to load checkpoint: EOF`."""
+    [attrs] = (project.directory / "state").glob(f"**/{project.stack}.json.attrs")
+    attrs.write_bytes(b"")
+    stuck = gitops(project, "orphans", "--stacks", project.stack)
+    assert stuck.returncode == 1 and f"`rm {attrs}`" in stuck.stdout + stuck.stderr
