@@ -21,7 +21,7 @@ from pathlib import Path
 
 from .dialects import CHOICES, Dialect
 from .models import ACCOUNT_TYPES, DEFAULT_ISOLATED_SYMBOLS, DEFAULT_RESTRICTIONS, KEY_TYPES, Exchange
-from .server import make_server
+from .server import AdminTokenError, make_server
 from .store import Store
 
 
@@ -48,6 +48,9 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         server = make_server(data_dir, args.host, port, args.uid_weight_limit, args.max_api_keys,
                              dialect, args.rate_window_ms)
+    except AdminTokenError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except OSError as exc:
         print(f"error: cannot listen on {args.host}:{port} ({exc.strerror}); pass --port 0 for"
               " another port (stacks pointed at the old one need binance:baseUrl changed)",

@@ -2,7 +2,8 @@
 
 The exchange's rules live in `models.Exchange`; this module turns HTTP requests into calls of it
 and its answers or `ExchangeError`s into Binance-shaped JSON responses. Admin routes (`/admin/*`,
-unsigned, loopback clients only) manage fault rules, the clock skew and the request log.
+unsigned; loopback clients with the data dir's admin token only) manage fault rules, the clock
+skew and the request log.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from . import auth, errors
+from . import auth, errors, files
 from .dialects import Dialect
 from .errors import ExchangeError
 from .faults import FaultRule, Faults
@@ -111,6 +112,31 @@ def parse_params(query: bytes, body: bytes) -> dict[str, str]:
 
 
 ADMIN_TOKEN_HEADER = "X-Sandbox-Admin-Token"
+ADMIN_TOKEN_FILE = "admin-token"
+
+
+class AdminTokenError(Exception):
+    """The data dir's admin token could not be written: `serve` does not start without one."""
+
+
+def read_admin_token(token_file: Path) -> str:
+    """The token as the file holds it now; "" when the file is missing, empty or unreadable."""
+    try:
+        return token_file.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return ""
+
+
+def ensure_admin_token(data_dir: Path) -> Path:
+    """The data dir's admin token file, made (mode 0600, in one rename) where it is missing or
+    empty; a token already there is kept, so clients holding it stay right across restarts."""
+    token_file = data_dir / ADMIN_TOKEN_FILE
+    if not read_admin_token(token_file):
+        try:
+            files.replace(token_file, (secrets.token_hex(16) + "\n").encode())
+        except OSError as exc:
+            raise AdminTokenError(f"cannot write the admin token {token_file}: {exc.strerror}") from exc
+    return token_file
 
 
 class SandboxServer(ThreadingHTTPServer):
@@ -118,11 +144,15 @@ class SandboxServer(ThreadingHTTPServer):
     allow_reuse_address = True
 
     def __init__(self, address: tuple[str, int], exchange: Exchange, faults: Faults,
-                 admin_token: str = "") -> None:
+                 admin_token_file: Path) -> None:
         super().__init__(address, RequestHandler)
         self.exchange = exchange
         self.faults = faults
-        self.admin_token = admin_token
+        # Read at every admin call: the file is the token. Missing or empty, it refuses them all.
+        self.admin_token_file = admin_token_file
+
+    def admin_token(self) -> str:
+        return read_admin_token(self.admin_token_file)
 
     @property
     def base_url(self) -> str:
@@ -251,9 +281,16 @@ class RequestHandler(BaseHTTPRequestHandler):
         # (no DNS rebinding), the body JSON (no form or text/plain cross-origin POST), and the
         # token from the data dir (mode 0600) must come with every call.
         host = (self.headers.get("Host") or "").rsplit(":", 1)[0].strip("[]")
-        token = self.server.admin_token
-        if host not in ("127.0.0.1", "localhost", "::1") or (
-                token and not secrets.compare_digest(self.headers.get(ADMIN_TOKEN_HEADER, ""), token)):
+        token = self.server.admin_token()
+        if not token:
+            # Fail closed: no token is never "no authentication".
+            self._answer(403, {"code": -1002, "msg": (
+                f"Admin calls are refused: the admin token {self.server.admin_token_file} is"
+                " missing or empty. Restart serve on this data dir to make a new one.")})
+            return
+        given = self.headers.get(ADMIN_TOKEN_HEADER, "").encode("utf-8", "replace")
+        if host not in ("127.0.0.1", "localhost", "::1") or not secrets.compare_digest(
+                given, token.encode()):
             self._answer(403, {"code": -1002, "msg": "Admin calls need the data dir's admin token."})
             return
         if method in ("POST", "DELETE") and body and not (
@@ -321,11 +358,8 @@ def make_server(
     faults = Faults()
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     data_dir.chmod(0o700)
-    token_file = data_dir / "admin-token"
-    if not token_file.exists():
-        token_file.touch(mode=0o600)
-        token_file.write_text(secrets.token_hex(16) + "\n")
+    token_file = ensure_admin_token(data_dir)
     limiter = RateLimiter(uid_weight_limit or DEFAULT_UID_WEIGHT_LIMIT, rate_window_ms)
     exchange = Exchange(Store(data_dir), clock=faults.now_ms, rate_limiter=limiter,
                         max_keys_per_account=max_api_keys or MAX_KEYS_PER_ACCOUNT, dialect=dialect)
-    return SandboxServer((host, port), exchange, faults, token_file.read_text().strip())
+    return SandboxServer((host, port), exchange, faults, token_file)
