@@ -3,7 +3,7 @@
     python -m margin_special_keys.sandbox serve --data-dir DIR [--host 127.0.0.1] [--port N]
         [--uid-weight-limit N] [--dialect SWITCH=VALUE,...]
     python -m margin_special_keys.sandbox account create --data-dir DIR [--type TYPE]
-        [--key-type HMAC|RSA|ED25519] [--isolated-symbols BTCUSDT,ETHUSDT] [--pem-out FILE]
+        [--key-type HMAC|RSA|ED25519] [--isolated-symbols BTCUSDT,ETHUSDT] [--pem-out FILE [--overwrite]]
         [--restrictions enableSpotAndMarginTrading=false,...]
     python -m margin_special_keys.sandbox keys --data-dir DIR
 """
@@ -19,6 +19,7 @@ import sys
 import threading
 from pathlib import Path
 
+from . import files
 from .dialects import CHOICES, Dialect
 from .models import ACCOUNT_TYPES, DEFAULT_ISOLATED_SYMBOLS, DEFAULT_RESTRICTIONS, KEY_TYPES, Exchange
 from .server import AdminTokenError, make_server
@@ -92,6 +93,12 @@ def _restrictions(text: str) -> dict[str, bool]:
 
 def _account_create(args: argparse.Namespace) -> int:
     symbols = tuple(s.strip() for s in args.isolated_symbols.split(",") if s.strip())
+    pem_out = Path(args.pem_out) if args.pem_out and args.key_type != "HMAC" else None
+    if pem_out is not None and os.path.lexists(pem_out) and not args.overwrite:
+        # Refused before the account is made: its private key would have nowhere to go.
+        print(f"error: {pem_out} exists; pass --overwrite to replace it with a new file"
+              " (mode 0600)", file=sys.stderr)
+        return 2
     exchange = Exchange(Store(Path(args.data_dir)))
     try:
         created = exchange.create_account(args.type, args.key_type, symbols,
@@ -100,11 +107,20 @@ def _account_create(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     credentials = created.credentials()
-    if args.pem_out and created.private_key_pem:
-        # Ready for `pulumi config set --secret binance:privateKey < FILE`.
-        pem_out = Path(args.pem_out)
-        pem_out.touch(mode=0o600)
-        pem_out.write_text(created.private_key_pem)
+    if pem_out is not None and created.private_key_pem:
+        # Ready for `pulumi config set --secret binance:privateKey < FILE`. A new file of mode
+        # 0600 either way: made exclusively, or (--overwrite) renamed over the old one, whose
+        # mode, inode and symlink target are never reused.
+        try:
+            if args.overwrite:
+                files.replace(pem_out, created.private_key_pem.encode())
+            else:
+                files.create_new(pem_out, created.private_key_pem.encode())
+        except OSError as exc:
+            print(f"error: cannot write {pem_out} ({exc.strerror}); account"
+                  f" {created.account.account_id} was made, its private key is not kept",
+                  file=sys.stderr)
+            return 2
         credentials["privateKey"] = f"written to {pem_out}"
     print(json.dumps(credentials, indent=2))
     return 0
@@ -148,8 +164,10 @@ def main(argv: list[str] | None = None) -> int:
     create.add_argument("--isolated-symbols", default=",".join(DEFAULT_ISOLATED_SYMBOLS))
     create.add_argument("--restrictions", default="",
                         help="the account key's API restrictions, e.g. enableSpotAndMarginTrading=false")
-    create.add_argument("--pem-out", help="write the account key's private key PEM to this file"
+    create.add_argument("--pem-out", help="write the account key's private key PEM to this new file"
                         " (mode 0600), ready for `pulumi config set --secret binance:privateKey < FILE`")
+    create.add_argument("--overwrite", action="store_true",
+                        help="with --pem-out: replace an existing file by a new one (mode 0600)")
     create.set_defaults(run=_account_create)
 
     keys = commands.add_parser("keys", help="print every special key as JSON")
