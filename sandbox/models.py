@@ -38,6 +38,12 @@ SPECIAL_KEY_COOLDOWN_MS = 24 * 3600 * 1000
 SYMBOL_PATTERN = re.compile(r"^[A-Z0-9]{2,20}$")
 MAX_API_NAME_LENGTH = 128  # not documented by Binance; a bound keeps the sandbox honest about input
 KEY_ALPHABET = string.ascii_letters + string.digits
+# Margin special key FAQ: a special key "is only applicable with '/api' endpoints", never /sapi.
+SPECIAL_KEY_PATH_PREFIX = "/api/"
+# Create Special Key docs: permissionMode READ is "READ for USER_DATA, FIX_API_READ_ONLY".
+READ_MODE_SECURITY = frozenset({"USER_DATA"})
+# The account flag of the address a loopback caller stands for (the sandbox's administration).
+CALLER_ADDRESS_FLAG = "callerAddress"
 
 
 def now_ms() -> int:
@@ -118,6 +124,17 @@ def parse_ips(raw: str | None, *, required: bool) -> tuple[str, ...]:
         if text not in out:
             out.append(text)
     return tuple(out)
+
+
+def _ip(text: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """An address as a whitelist holds it (IPv4-mapped IPv6 as IPv4), or None if not one."""
+    try:
+        address = ipaddress.ip_address((text or "").split("%", 1)[0])
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
 
 
 def parse_public_key(pem: str) -> tuple[str, str]:
@@ -272,18 +289,69 @@ class Exchange:
             tx.set_flags(account_id, flags)
         return flags
 
+    def set_caller_address(self, account_id: str, address: str | None) -> dict[str, Any]:
+        """The public address a loopback caller of this account stands for, or None to clear it.
+
+        Binance matches a special key's whitelist against the address a request comes from; a
+        request to the sandbox comes from loopback, which no whitelist holds. Set per account,
+        not for the whole sandbox: one sandbox serves many tests at once (a test session shares
+        one), and the address one test sets must not change what another test's keys accept."""
+        if address is not None:
+            parsed = _ip(address)
+            if parsed is None or parsed.is_loopback or parsed.is_unspecified:
+                raise ValueError(f"address must be an IP address that is neither loopback nor"
+                                 f" unspecified, not {address!r}")
+            address = str(parsed)
+        with self.store.transaction() as tx:
+            account = tx.account(account_id)
+            if account is None:
+                raise KeyError(f"no account {account_id}")
+            flags = dict(account.flags)
+            if address is None:
+                flags.pop(CALLER_ADDRESS_FLAG, None)
+            else:
+                flags[CALLER_ADDRESS_FLAG] = address
+            tx.set_flags(account_id, flags)
+        return {"accountId": account_id, "address": address}
+
     # --- who is calling ---
 
-    def caller(self, api_key_header: str | None) -> tuple[Account, ApiKey]:
-        """The account and key behind X-MBX-APIKEY; special keys may not call /sapi."""
+    def caller(self, api_key_header: str | None, path: str = "", address: str | None = None,
+               security: str = "TRADE") -> tuple[Account, ApiKey]:
+        """The account and key behind X-MBX-APIKEY, if that key may call `path` (an endpoint of
+        Binance's security type `security`) from `address` (the peer's).
+
+        The account's own key calls every route. A special key calls /api/* routes only, from an
+        address on its whitelist (from any, where it has none), and in READ mode USER_DATA routes
+        only. An unknown or deleted key and each of these refusals are Binance's -2015."""
         if not api_key_header or not re.fullmatch(r"[A-Za-z0-9]{1,128}", api_key_header):
             raise errors.bad_api_key_format()
         with self.store.transaction() as tx:
             key = tx.key(api_key_header)
             account = tx.account(key.account_id) if key else None
-        if key is None or account is None or key.is_special:
+        if key is None or account is None:
             raise errors.rejected_api_key()
+        if key.is_special:
+            if not path.startswith(SPECIAL_KEY_PATH_PREFIX):
+                raise errors.rejected_api_key()
+            if key.permission_mode == "READ" and security not in READ_MODE_SECURITY:
+                raise errors.rejected_api_key()
+            if key.ips and self.seen_address(account, address) not in key.ips:
+                raise errors.rejected_api_key()
         return account, key
+
+    @staticmethod
+    def seen_address(account: Account, peer: str | None) -> str | None:
+        """The address Binance would see this account's request come from: the peer's own, but
+        a loopback peer stands for the account's caller address (`set_caller_address`), and
+        without one for no address at all (no whitelist can hold loopback)."""
+        address = _ip(peer)
+        if address is None:
+            return None
+        if address.is_loopback:
+            stands_for = account.flags.get(CALLER_ADDRESS_FLAG)
+            return str(stands_for) if stands_for else None
+        return str(address)
 
     def charge(self, account: Account, endpoint: str, weight: int) -> int:
         return self.rate_limiter.charge(account.account_id, endpoint, weight, self.clock())
@@ -457,8 +525,15 @@ class Exchange:
         return {"accountType": kind, "borrowEnabled": True, "tradeEnabled": True,
                 "transferEnabled": True, "totalAssetOfBtc": "0", "userAssets": []}
 
-    def account_info(self, account: Account) -> dict[str, object]:
-        """GET /api/v3/account, reduced to what this sandbox models: the account's uid."""
+    def account_info(self, account: Account, key: ApiKey | None = None) -> dict[str, object]:
+        """GET /api/v3/account, reduced to what this sandbox models: the account's uid. Asked
+        with a key (the account's own or a special key), the answer is for that key's account
+        only, and only while the key exists: another account's key, or a deleted one, is -2015."""
+        if key is not None:
+            with self.store.transaction() as tx:
+                current = tx.key(key.api_key)
+            if current is None or current.account_id != account.account_id:
+                raise errors.rejected_api_key()
         return {"uid": int(account.flags.get("uid", 0)), "accountType": "SPOT", "canTrade": True,
                 "balances": [], "permissions": ["SPOT", "MARGIN"]}
 

@@ -108,6 +108,14 @@ class SandboxProcess:
     def set_account(self, account_id: str, **flags: Any) -> dict[str, Any]:
         return dict(self.admin("POST", f"accounts/{account_id}", flags))
 
+    def set_caller_address(self, account_id: str, address: str | None) -> None:
+        """The public address this account's requests (from loopback) stand for, as special key
+        whitelists see them; None clears it."""
+        if address is None:
+            self.admin("DELETE", "caller-address", {"accountId": account_id})
+        else:
+            self.admin("POST", "caller-address", {"accountId": account_id, "address": address})
+
     def special_keys(self, account_id: str | None = None) -> list[dict[str, Any]]:
         keys = self.admin("GET", "keys")
         return [k for k in keys if account_id is None or k["accountId"] == account_id]

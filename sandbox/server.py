@@ -31,11 +31,12 @@ from .models import (
     Exchange,
     RateLimiter,
 )
-from .store import Account, Store
+from .store import Account, ApiKey, Store
 
 MAX_BODY_BYTES = 64 * 1024
 
-Handler = Callable[[Exchange, Account, dict[str, str]], Any]
+# The exchange, the calling account, the calling key, the parameters (less timestamp and signature).
+Handler = Callable[[Exchange, Account, ApiKey, dict[str, str]], Any]
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class Route:
     weight: int
     params: frozenset[str]
     handler: Handler
+    security: str = "TRADE"  # Binance's security type: a READ special key calls USER_DATA only
 
 
 COMMON = frozenset({"timestamp", "recvWindow", "signature"})
@@ -51,7 +53,7 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("POST", "/sapi/v1/margin/apiKey"): Route(
         1,
         COMMON | {"apiName", "symbol", "ip", "publicKey", "permissionMode"},
-        lambda ex, acct, p: ex.create_special_key(
+        lambda ex, acct, key, p: ex.create_special_key(
             acct, p.get("apiName"), p.get("symbol"), p.get("ip"), p.get("publicKey"),
             p.get("permissionMode"),
         ),
@@ -59,37 +61,39 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/sapi/v1/margin/apiKey"): Route(
         1,
         COMMON | {"apiKey", "symbol"},
-        lambda ex, acct, p: ex.query_special_key(acct, p.get("apiKey"), p.get("symbol")),
+        lambda ex, acct, key, p: ex.query_special_key(acct, p.get("apiKey"), p.get("symbol")),
     ),
     ("GET", "/sapi/v1/margin/api-key-list"): Route(
-        1, COMMON | {"symbol"}, lambda ex, acct, p: ex.list_special_keys(acct, p.get("symbol"))
+        1, COMMON | {"symbol"}, lambda ex, acct, key, p: ex.list_special_keys(acct, p.get("symbol"))
     ),
     ("PUT", "/sapi/v1/margin/apiKey/ip"): Route(
         1,
         COMMON | {"apiKey", "symbol", "ip"},
-        lambda ex, acct, p: ex.edit_ip(acct, p.get("apiKey"), p.get("symbol"), p.get("ip")),
+        lambda ex, acct, key, p: ex.edit_ip(acct, p.get("apiKey"), p.get("symbol"), p.get("ip")),
     ),
     ("DELETE", "/sapi/v1/margin/apiKey"): Route(
         1,
         COMMON | {"apiKey", "apiName", "symbol"},
-        lambda ex, acct, p: ex.delete_special_key(
+        lambda ex, acct, key, p: ex.delete_special_key(
             acct, p.get("apiKey"), p.get("apiName"), p.get("symbol")
         ),
     ),
     ("GET", "/sapi/v1/margin/isolated/account"): Route(
-        10, COMMON | {"symbols"}, lambda ex, acct, p: ex.isolated_account(acct, p.get("symbols"))
+        10, COMMON | {"symbols"}, lambda ex, acct, key, p: ex.isolated_account(acct, p.get("symbols"))
     ),
     ("POST", "/sapi/v1/margin/exit-special-key-mode"): Route(
-        10, COMMON, lambda ex, acct, p: ex.exit_special_key_mode(acct)
+        10, COMMON, lambda ex, acct, key, p: ex.exit_special_key_mode(acct)
     ),
     ("GET", "/sapi/v1/account/apiRestrictions"): Route(
-        1, COMMON, lambda ex, acct, p: ex.api_restrictions(acct)
+        1, COMMON, lambda ex, acct, key, p: ex.api_restrictions(acct)
     ),
     ("GET", "/sapi/v1/margin/account"): Route(
-        10, COMMON, lambda ex, acct, p: ex.margin_account(acct)
+        10, COMMON, lambda ex, acct, key, p: ex.margin_account(acct)
     ),
+    # The one /api route modelled, and so the one route a special key can call.
     ("GET", "/api/v3/account"): Route(
-        20, COMMON | {"omitZeroBalances"}, lambda ex, acct, p: ex.account_info(acct)
+        20, COMMON | {"omitZeroBalances"}, lambda ex, acct, key, p: ex.account_info(acct, key),
+        security="USER_DATA",
     ),
 }
 
@@ -258,7 +262,8 @@ class RequestHandler(BaseHTTPRequestHandler):
         route = ROUTES.get((method, path))
         if route is None:
             raise ExchangeError(-1000, f"Unknown endpoint {method} {path}.", status=404)
-        account, key = exchange.caller(self.headers.get("X-MBX-APIKEY"))
+        account, key = exchange.caller(self.headers.get("X-MBX-APIKEY"), path,
+                                       self.client_address[0], route.security)
         self._account_id = account.account_id
         if method == "DELETE" and exchange.dialect.delete_body == "refuse":
             body = b""  # the margin API reads a DELETE's parameters from the query string only
@@ -271,7 +276,7 @@ class RequestHandler(BaseHTTPRequestHandler):
         used = exchange.charge(account, path, route.weight)
         headers = {"X-SAPI-USED-UID-WEIGHT-1M": str(used)}
         clean = {k: v for k, v in params.items() if k not in COMMON}
-        return route.handler(exchange, account, clean), headers
+        return route.handler(exchange, account, key, clean), headers
 
     def _admin(self, method: str, path: str, body: bytes) -> None:
         if not ipaddress.ip_address(self.client_address[0]).is_loopback:
@@ -331,6 +336,12 @@ class RequestHandler(BaseHTTPRequestHandler):
                     tuple(str(s) for s in data.get("isolatedSymbols", DEFAULT_ISOLATED_SYMBOLS)),
                     dict(data.get("restrictions") or {}))
                 self._answer(200, created.credentials())
+            elif (method, path) == ("POST", "/admin/caller-address"):
+                # The public address this account's loopback requests stand for (key whitelists).
+                self._answer(200, self.server.exchange.set_caller_address(
+                    str(data["accountId"]), str(data["address"])))
+            elif (method, path) == ("DELETE", "/admin/caller-address"):
+                self._answer(200, self.server.exchange.set_caller_address(str(data["accountId"]), None))
             elif method == "POST" and path.startswith("/admin/accounts/"):
                 account_id = path.removeprefix("/admin/accounts/")
                 self._answer(200, self.server.exchange.set_account_flags(account_id, data))
