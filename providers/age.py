@@ -202,6 +202,8 @@ _ARMOR_BEGIN = b"-----BEGIN AGE ENCRYPTED FILE-----"
 _ARMOR_END = b"-----END AGE ENCRYPTED FILE-----"
 _BASE64_CHARS = re.compile(rb"[A-Za-z0-9+/]*")
 _ZERO_NONCE = bytes(12)
+_NOT_AGE = ("not an age file (it starts with neither 'age-encryption.org/v1' nor "
+            "'-----BEGIN AGE ENCRYPTED FILE-----')")
 
 
 def _hkdf(key: bytes, salt: bytes, info: bytes) -> bytes:
@@ -274,9 +276,8 @@ def _dearmor(data: bytes) -> bytes:
         if b"-----" in data:
             raise AgeError("invalid ASCII armor: it must start with the line "
                            "'-----BEGIN AGE ENCRYPTED FILE-----' (only whitespace may come before it)")
-        raise AgeError("not an age file (it starts with neither 'age-encryption.org/v1' nor "
-                       "'-----BEGIN AGE ENCRYPTED FILE-----')")
-    if len(lines) < 2 or lines[-1] != _ARMOR_END:
+        raise AgeError(_NOT_AGE)
+    if lines[-1] != _ARMOR_END:
         raise AgeError("invalid ASCII armor: it does not end with '-----END AGE ENCRYPTED FILE-----' "
                        "(cut short, or text after it?)")
     body = lines[1:-1]
@@ -320,8 +321,7 @@ def _parse_header(data: bytes) -> _Header:
         return line
 
     if not data.startswith(_VERSION_PREFIX):
-        raise AgeError("not an age file (it starts with neither 'age-encryption.org/v1' nor "
-                       "'-----BEGIN AGE ENCRYPTED FILE-----')")
+        raise AgeError(_NOT_AGE)
     version = next_line()
     if version == _VERSION_LINE + b"\r":
         raise AgeError("invalid age header: it has CRLF line ends (was the file converted as text? "
