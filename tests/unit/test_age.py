@@ -280,6 +280,11 @@ def test_encrypt_refuses_no_recipients_and_unusable_keys() -> None:
         encrypt(b"x", [generate_identity().recipient, Recipient(bytes(32))])
 
 
+def test_a_file_converted_to_crlf_is_named(sealed_file: tuple[Identity, bytes, int]) -> None:
+    identity, sealed, _ = sealed_file
+    assert "CRLF line ends" in refused(sealed.replace(b"\n", b"\r\n"), identity)
+
+
 def test_non_age_input_is_named() -> None:
     assert refused(b"{\"apiKey\": \"plain JSON\"}", generate_identity()).startswith("not an age file")
 
