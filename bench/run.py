@@ -24,6 +24,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from devtools.postgres import PostgresServer  # noqa: E402
 from margin_special_keys.gitops.engine import (  # noqa: E402
     BARE_REQUEST_PROGRAM,
     NOOP_PROGRAM,
@@ -34,6 +35,8 @@ from margin_special_keys.sandbox.wire import Wire  # noqa: E402
 from tools.machine import describe_machine  # noqa: E402
 
 REPEATS = int(os.environ.get("BENCH_REPEATS", "5"))
+FLEET_STACKS, FLEET_KEYS, FLEET_PARALLEL = 20, 3, 4  # the runner's default parallelism
+FLEET_REPEATS = max(1, REPEATS // 2 + 1)  # 3 of 5: each repeat is 40 previews
 SIZES = (10, 30)
 CREATE_PATH = "/sapi/v1/margin/apiKey"
 
@@ -242,6 +245,54 @@ class Bench:
             "client_threads": 8,
         }
 
+    def fleet_preview(self) -> None:
+        """`gitops preview` over 20 stacks of 3 keys on Pulumi's postgres:// backend, against 20
+        bare `pulumi preview` runs of the floor program (3 resources that do nothing) on the same
+        backend, 4 at a time: what the runner adds to the engine over a firm's fleet."""
+        postgres = PostgresServer(self.work / "postgres").start()
+        try:
+            floor = PulumiProject.create(self.work / "fleet-floor", self.home, program=NOOP_PROGRAM,
+                                         stack="s00", backend=postgres.url("fleet_floor"))
+            floor_stacks = [floor] + [floor.other_stack(f"s{i:02d}") for i in range(1, FLEET_STACKS)]
+            ours = PulumiProject.create(self.work / "fleet", self.home, stack="s00",
+                                        backend=postgres.url("fleet_keys"))
+            our_stacks = [ours] + [ours.other_stack(f"s{i:02d}") for i in range(1, FLEET_STACKS)]
+
+            def prepare(floor_stack: PulumiProject, our_stack: PulumiProject) -> None:
+                floor_stack.set_config("count", str(FLEET_KEYS))
+                our_stack.use_account(self.sandbox.base_url, self.sandbox.create_account("ED25519"))
+                our_stack.set_keys([{"name": f"k{i}", "ipWhitelist": ["10.0.0.1"]}
+                                    for i in range(FLEET_KEYS)])
+                floor_stack.up()
+                our_stack.up()
+
+            with concurrent.futures.ThreadPoolExecutor(FLEET_PARALLEL) as pool:
+                list(pool.map(prepare, floor_stacks, our_stacks))
+
+            def floor_previews() -> None:
+                with concurrent.futures.ThreadPoolExecutor(FLEET_PARALLEL) as pool:
+                    list(pool.map(lambda p: p.preview(), floor_stacks))
+
+            def runner_preview() -> None:
+                subprocess.run(
+                    [sys.executable, "-m", "margin_special_keys.gitops", "preview", "--project",
+                     str(ours.directory), "--parallel", str(FLEET_PARALLEL)],
+                    cwd=ROOT, env=ours.env(), capture_output=True, text=True, check=True)
+
+            floor_samples: list[float] = []
+            our_samples: list[float] = []
+            for i in range(FLEET_REPEATS):
+                for fn, samples in ((floor_previews, floor_samples),
+                                    (runner_preview, our_samples))[:: 1 if i % 2 == 0 else -1]:
+                    samples.append(timed(fn))
+            t_floor, t_ours = statistics.median(floor_samples), statistics.median(our_samples)
+            self.results["fleet_preview"] = {
+                "stacks": FLEET_STACKS, "keys_per_stack": FLEET_KEYS, "parallel": FLEET_PARALLEL,
+                "repeats": FLEET_REPEATS, "floor_s": round(t_floor, 3), "runner_s": round(t_ours, 3),
+                "ratio": round(t_ours / t_floor, 3)}
+        finally:
+            postgres.stop()
+
     def close(self) -> None:
         self.sandbox.stop()
 
@@ -326,6 +377,14 @@ def write(results: dict[str, Any]) -> None:
         f" requests, peak {own['peak_in_flight']}, mean {own['mean_in_flight_during_requests']}"
         " in flight | | |",
     ]
+    fleet = results["fleet_preview"]
+    lines += [
+        f"| `gitops preview` of {fleet['stacks']} stacks of {fleet['keys_per_stack']} keys on"
+        f" postgres:// / {fleet['stacks']} bare `pulumi preview` runs of the floor program,"
+        f" {fleet['parallel']} at a time | {fleet['ratio']} ({fleet['runner_s']} s /"
+        f" {fleet['floor_s']} s, medians of {fleet['repeats']}) | at most 1.15 |"
+        f" {verdict(fleet['ratio'], 1.15)} |",
+    ]
     sb = results["sandbox"]
     lines += [
         f"| sandbox: signed creates per second ({sb['client_threads']} client threads) |"
@@ -353,7 +412,7 @@ def main() -> None:
         bench = Bench(Path(tmp))
         try:
             for step in (bench.import_time, bench.up_against_floor, bench.latency_concurrency,
-                         bench.latency_in_process, bench.sandbox_throughput):
+                         bench.latency_in_process, bench.fleet_preview, bench.sandbox_throughput):
                 print(f"bench: {step.__name__}...", flush=True)
                 step()
         finally:
