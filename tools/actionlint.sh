@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Lints the GitHub workflow example with actionlint, installed into .tools/bin from the Go module
-# proxy the first time (Go's caches make it fast after). Where Go is missing it says so and skips:
-# check-jsonschema has already validated the file against GitHub's schema.
+# Lints the GitHub workflow examples and the template's copies with actionlint, installed into
+# .tools/bin from the Go module proxy the first time (Go's caches make it fast after). Where Go is
+# missing it says so and skips: check-jsonschema has already validated the files against GitHub's
+# schema.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 version=v1.7.12
@@ -14,5 +15,5 @@ if ! { [ -x "$bin" ] && "$bin" -version 2>/dev/null | grep -q "^${version#v}"; }
   mkdir -p "$root/.tools/bin"
   GOBIN="$root/.tools/bin" GOFLAGS=-mod=mod go install "github.com/rhysd/actionlint/cmd/actionlint@$version"
 fi
-"$bin" -config-file "$root/examples/actionlint.yaml" "$root/examples/github-actions.yml" \
-  "$root/templates/special-keys/.github/workflows/special-keys.yml"
+"$bin" -config-file "$root/examples/actionlint.yaml" "$root"/examples/github-actions*.yml \
+  "$root"/templates/special-keys/.github/workflows/*.yml
