@@ -66,6 +66,7 @@ class Bench:
         self.home = work / "pulumi-home"
         # A key limit above Binance's 30 so that one account can hold a 30-key stack.
         self.sandbox = SandboxProcess(work / "sandbox", max_api_keys=100)
+        os.environ["BINANCE_ALLOW_BASE_URL"] = self.sandbox.base_url  # the bench vouches for it
         self.results: dict[str, Any] = {"machine": describe_machine(), "repeats": REPEATS}
 
     def noop_project(self, n: int, name: str) -> PulumiProject:

@@ -244,7 +244,10 @@ class PulumiProject:
         self.run("stack", "init", self.stack)
 
     def env(self) -> dict[str, str]:
-        clean = {k: v for k, v in os.environ.items() if not k.startswith(("BINANCE_", "PULUMI_"))}
+        # The endpoints this process's environment vouches for stay (tests and the bench allow
+        # their sandboxes); every other BINANCE_ and PULUMI_ setting of the caller goes.
+        clean = {k: v for k, v in os.environ.items()
+                 if not k.startswith(("BINANCE_", "PULUMI_")) or k == "BINANCE_ALLOW_BASE_URL"}
         env = pulumi_environment(clean, backend=self.backend or f"file://{self.directory / 'state'}",
                                  passphrase=self.passphrase, home=self.home)
         env.update(PULUMI_SKIP_CONFIRMATIONS="true", NO_COLOR="1")

@@ -98,6 +98,8 @@ def run_preflight(client: Any, *, other_api_keys: int, recv_window_ms: int,
         if restrictions.get("enableWithdrawals") is True:
             rows.append(Row("key withdrawals", WARN, "the provider key may withdraw funds",
                             "turn withdrawals off: managing special keys never needs them"))
+        else:
+            rows.append(Row("key withdrawals", OK, "the provider key cannot withdraw funds"))
 
     # 4. The account's margin type: special keys need Cross Margin Classic (or Portfolio Margin Pro).
     try:
@@ -159,46 +161,85 @@ def as_json(results: dict[str, list[Row]]) -> str:
 
 
 class Recorder:
-    """Writes each raw answer with its request line, redacted, as contract-test fixtures.
+    """Writes each raw answer with its request line, as contract-test fixtures a firm may hand back.
 
-    Every apiKey (the provider's and every special key's) becomes a stable placeholder; the
-    signature, timestamp and every secret are dropped. Nothing else is kept of the request."""
+    An answer keeps only the fields our readers read (binance/client.py ANSWER_FIELDS): balances,
+    positions and everything else Binance sends are left out. Of those, every apiKey becomes a
+    stable placeholder, every apiName another, every IP address a documentation address, the
+    account's uid a constant, and secrets are dropped; the request line keeps no signature,
+    timestamp or secret."""
 
     def __init__(self, directory: Path, secrets: list[str]) -> None:
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._secrets = [s for s in secrets if s]
-        self._names: dict[str, str] = {}
+        self._names: dict[tuple[str, str], str] = {}
         self._count = 0
 
-    def _placeholder(self, api_key: str) -> str:
-        return self._names.setdefault(api_key, f"REDACTEDKEY{len(self._names) + 1:02d}")
+    def _placeholder(self, kind: str, value: str) -> str:
+        prefix = {"apiKey": "REDACTEDKEY", "apiName": "redacted-name-", "ip": ""}[kind]
+        if kind == "ip":
+            if value in ("", "0.0.0.0"):  # Binance's "no address": its meaning is the shape
+                return value
+            number = len([k for k in self._names if k[0] == "ip"]) + 1
+            made = f"2001:db8::{number:x}" if ":" in value else f"203.0.113.{(number - 1) % 254 + 1}"
+            return self._names.setdefault((kind, value), made)
+        number = len([k for k in self._names if k[0] == kind]) + 1
+        return self._names.setdefault((kind, value), f"{prefix}{number:02d}")
 
-    def _redact(self, value: Any) -> Any:
-        if isinstance(value, dict):
-            return {k: (self._placeholder(str(v)) if k == "apiKey" and v else
-                        None if k == "secretKey" and v else self._redact(v)) for k, v in value.items()}
-        if isinstance(value, list):
-            return [self._redact(v) for v in value]
+    def _replaced(self, name: str, value: Any) -> Any:
+        if name in ("apiKey", "apiName") and value:
+            return self._placeholder(name, str(value))
+        if name == "secretKey":
+            return None
+        if name == "uid" and value is not None:
+            return 100000001
+        if name == "ip" and isinstance(value, str):
+            return ",".join(self._placeholder("ip", part.strip()) for part in value.split(","))
+        if name == "ip" and isinstance(value, list):
+            return [self._placeholder("ip", str(part).strip()) for part in value]
         if isinstance(value, str):
             for secret in self._secrets:
                 value = value.replace(secret, "REDACTED")
-            return value
         return value
 
+    def _kept(self, shape: Any, value: Any, name: str = "") -> Any:
+        """`value` reduced to `shape` (binance/client.py ANSWER_FIELDS), each value replaced."""
+        if isinstance(shape, list):
+            return [self._kept(shape[0], item, name) for item in value] if isinstance(value, list) \
+                else _opaque(value)
+        if isinstance(shape, dict):
+            return {k: self._kept(inner, value[k], k) for k, inner in shape.items() if k in value} \
+                if isinstance(value, dict) else _opaque(value)
+        return _opaque(value) if isinstance(value, (dict, list)) else self._replaced(name, value)
+
     def __call__(self, method: str, path: str, params: dict[str, Any], status: int, body: Any) -> None:
+        from margin_special_keys.binance.client import ANSWER_FIELDS, ERROR_FIELDS
+
         self._count += 1
-        kept = {k: (self._placeholder(str(v)) if k == "apiKey" else v) for k, v in params.items()
+        kept = {k: (self._placeholder("apiKey", str(v)) if k == "apiKey" else v) for k, v in params.items()
                 if k not in ("signature", "timestamp", "recvWindow")}
         query = "&".join(f"{k}={v}" for k, v in sorted(kept.items()))
+        endpoint = f"{method} {path}"
+        shape = ANSWER_FIELDS.get(endpoint, {}) if status == 200 else ERROR_FIELDS
         record = {
-            "endpoint": f"{method} {path}" + (f"?{query}" if query else ""),
+            "endpoint": endpoint + (f"?{query}" if query else ""),
             "source": "recorded by `python -m margin_special_keys.gitops preflight --record`",
             "read": time.strftime("%Y-%m-%d", time.gmtime()),
             "status": status,
-            "responses": [self._redact(body)],
+            "responses": [self._kept(shape, body)],
         }
         name = re.sub(r"[^A-Za-z0-9]+", "-", f"{self._count:02d}-{method}-{path}").strip("-")
         target = self.directory / f"{name}.json"
         target.write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n")
         target.chmod(0o600)
+
+
+def _opaque(value: Any) -> Any:
+    """An answer part of a shape the reader does not expect: kept as its type alone, so the
+    contract test still sees that shape and refuses it."""
+    if isinstance(value, dict):
+        return {}
+    if isinstance(value, list):
+        return []
+    return "REDACTED" if isinstance(value, str) else value

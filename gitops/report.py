@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -76,6 +77,16 @@ def _status(result: StackResult) -> str:
         others = len(result.orphans) - mine
         return f"⚠️ {mine} orphan(s)" + (f", {others} not this stack's" if others else "")
     return "✅ changes" if result.changed else "✅ no changes"
+
+
+EXCHANGE_WORDS = re.compile("«[^«»]*»")
+
+
+def our_words(text: str) -> str:
+    """`text` without what an exchange or another service wrote into it (every such value stands
+    between « and »: binance/errors.py `exchange_text`): a pull-request summary holds our text and
+    Binance's codes only. Pipeline logs keep the whole message."""
+    return EXCHANGE_WORDS.sub("«…»", text)
 
 
 def md(text: object) -> str:

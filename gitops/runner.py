@@ -21,7 +21,7 @@ from typing import Any
 
 from . import audit, backends, orphans
 from .engine import StackCommands, StackNotFound, stack_config_dir
-from .report import StackResult
+from .report import StackResult, our_words
 
 OPERATIONS = ("preview", "up", "refresh", "drift", "orphans")
 _print_lock = threading.Lock()
@@ -30,16 +30,66 @@ _print_lock = threading.Lock()
 STACK_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 
 
-def discover_stacks(project_dir: Path, selection: Iterable[str] | None = None) -> list[str]:
+STACK_FILE = re.compile(r"Pulumi\.(.+)\.yaml")
+MAX_STACK_FILE_BYTES = 1 << 20
+# Top-level keys a stack file may hold. `environment:` (Pulumi ESC imports) is refused: an
+# environment can set variables such as PYTHONPATH for every process of the run, so a pull request
+# that adds one would run code of its choosing beside the secrets.
+STACK_FILE_KEYS = {"config", "encryptionsalt", "secretsprovider", "encryptedkey"}
+
+
+def stack_file_problems(project_dir: Path) -> list[str]:
+    """What makes the stack folder unsafe to run: a pull request may add files to it, and the
+    runner takes it as data only. In a folder of their own (Pulumi.yaml's stackConfigDir), only
+    regular Pulumi.<stack>.yaml files may be there; in the project folder, the stack files are
+    checked. Never a symlink (it can point at any file of the runner), never an ESC environment."""
     folder = stack_config_dir(project_dir)
-    found = sorted(
-        m.group(1)
-        for p in folder.glob("Pulumi.*.yaml")
-        if (m := re.fullmatch(r"Pulumi\.(.+)\.yaml", p.name))
-    )
-    bad = [n for n in found if not STACK_NAME.fullmatch(n)]
-    if bad:
-        raise SystemExit(f"stack names must be letters, digits, '.', '_' or '-': {bad!r}")
+    dedicated = folder.resolve() != project_dir.resolve()
+    problems = []
+    for entry in sorted(folder.iterdir()) if folder.is_dir() else []:
+        match = STACK_FILE.fullmatch(entry.name)
+        if not match and not dedicated:
+            continue
+        if entry.name == ".gitkeep" and entry.is_file() and not entry.is_symlink() \
+                and entry.stat().st_size == 0:
+            continue
+        if entry.is_symlink():
+            problems.append(f"{entry.name} is a symlink")
+        elif not entry.is_file():
+            problems.append(f"{entry.name} is not a regular file")
+        elif not match:
+            problems.append(f"{entry.name} is not a Pulumi.<stack>.yaml file")
+        elif not STACK_NAME.fullmatch(match.group(1)):
+            problems.append(f"{entry.name}: stack names are letters, digits, '.', '_' or '-'")
+        elif entry.stat().st_size > MAX_STACK_FILE_BYTES:
+            problems.append(f"{entry.name} is larger than 1 MiB")
+        else:
+            import yaml
+
+            try:
+                document = yaml.safe_load(entry.read_text())
+            except yaml.YAMLError:
+                problems.append(f"{entry.name} is not valid YAML")
+                continue
+            extra = sorted(set(document or {}) - STACK_FILE_KEYS) if isinstance(document, dict) \
+                else ["(not a map)"]
+            if extra:
+                problems.append(f"{entry.name} holds {', '.join(map(str, extra))}: a stack file holds"
+                                f" only {', '.join(sorted(STACK_FILE_KEYS))} (ESC environments are"
+                                " set by the pipeline, never by a stack file)")
+    return problems
+
+
+def discover_stacks(project_dir: Path, selection: Iterable[str] | None = None) -> list[str]:
+    """The stacks of the project: its Pulumi.<stack>.yaml files, refused whole, before anything
+    runs, when the folder holds anything else (stack_file_problems)."""
+    folder = stack_config_dir(project_dir)
+    problems = stack_file_problems(project_dir)
+    if problems:
+        raise SystemExit(f"refusing to run: {folder} must hold only regular Pulumi.<stack>.yaml"
+                         f" files: {'; '.join(problems)}")
+    found = sorted(m.group(1) for p in folder.glob("Pulumi.*.yaml")
+                   if (m := STACK_FILE.fullmatch(p.name)))
     if selection:
         wanted = list(dict.fromkeys(selection))
         missing = [s for s in wanted if s not in found]
@@ -350,7 +400,7 @@ def run_stack(project_dir: Path, name: str, operation: str,
     except Exception as exc:  # noqa: BLE001 - one stack's failure is reported, the others go on
         result.ok = False
         messages = events.errors()
-        result.error = " / ".join(messages) if messages else _error_text(exc)
+        result.error = our_words(" / ".join(messages) if messages else _error_text(exc))
     ended = end_leftover_plugins(project_dir)
     if ended:
         progress(name, f"ended {ended} process(es) a killed run left (provider or language host)")
@@ -416,21 +466,35 @@ def preflight(project_dir: Path, name: str, record: Path | None = None) -> list[
 def exit_special_key_mode(project_dir: Path, name: str, confirm: Callable[[str], bool]) -> int:
     """Exit Special Key Mode for one stack's account (Cross Margin Classic): Binance deletes every
     cross margin special key of the account at once and allows no new one for 24 hours. Shows
-    what goes, asks `confirm`, then refreshes the stack so its state shows the keys gone."""
+    each key that goes with the stack that holds it (or "unmanaged"), and every stack of the
+    project on that account, which the 24 hours stop too; asks `confirm`; then refreshes the stack
+    so its state shows the keys gone."""
     commands = _commands(project_dir, name)
-    client = audit.account_keys(_config(commands, name)).client
+    accounts = audit.read_accounts(lambda s: _commands(project_dir, s),
+                                   discover_stacks(project_dir), 4)
+    try:
+        own, same = audit._same_account(name, accounts)
+    except audit.Refused as exc:
+        progress(name, f"not sent: {exc}")
+        return 1
+    client = audit.account_keys(own.config).client
     doomed = client.list_special_keys(None)
+    holders = {key: s.stack for s in [own, *same] for key in s.managed}
     progress(name, f"account at {client.base_url}: {len(doomed)} cross margin special key(s)"
-                   " will be deleted by Binance, and none can be created for 24 hours:")
+                   " will be deleted by Binance:")
     for key in doomed:
-        progress(name, f"  {key.api_key} {key.api_name!r}")
+        holder = f"stack {holders[key.api_key]!r}" if key.api_key in holders else "unmanaged"
+        progress(name, f"  {key.api_key} {key.api_name!r}: {holder}")
+    affected = ", ".join(repr(s.stack) for s in [own, *same])
+    progress(name, f"and no new special key can be made on this account for 24 hours: stack(s)"
+                   f" {affected} cannot create or rotate keys until then")
     if not confirm(f"exit special key mode for stack {name!r}"):
         progress(name, "not confirmed: nothing was sent")
         return 1
     client.exit_special_key_mode()
     reopen = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(time.time() + 24 * 3600))
     progress(name, f"special key mode exited; new special keys can be created from about {reopen}")
-    run = commands.run("refresh", "--yes", "--skip-preview", stack=name,
+    run = commands.run("refresh", "--yes", "--skip-preview", "--run-program", stack=name,
                        on_line=lambda line: progress(name, line))
     return 0 if run.returncode == 0 else 1
 

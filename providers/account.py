@@ -29,7 +29,9 @@ from .binance.errors import (
     ServerError,
     SignatureError,
     TimestampError,
+    exchange_text,
 )
+from .binance.formats import API_KEY_PATTERN
 from .key_type import KeyType
 
 if TYPE_CHECKING:
@@ -268,7 +270,11 @@ class AccountKeys:
         namesakes = [k for k in existing.values()
                      if k.api_name == new.api_name and k.api_key not in replaced]
         if namesakes and not new.allow_duplicate_name:
+            # An apiKey is letters and digits: shown as it is, so it can be pasted; anything else
+            # the exchange put there is marked as its words (binance/errors.py exchange_text).
             other = namesakes[0].api_key
+            if not API_KEY_PATTERN.match(other):
+                other = exchange_text(other)
             raise DuplicateName(
                 f"apiName {new.api_name!r} already exists on {scope_label(new.symbol)} (apiKey"
                 f" {other}) and this stack does not manage it. Adopt it (adoptApiKey: {other}),"
@@ -356,7 +362,7 @@ class AccountKeys:
             )
         if found.api_name != api_name:
             raise ExchangeStateMismatch(
-                f"adopt {api_key[:8]}…: its apiName on the exchange is {found.api_name!r}, not"
+                f"adopt {api_key[:8]}…: its apiName on the exchange is {exchange_text(found.api_name)}, not"
                 f" {api_name!r}; declare apiName as it is (renaming means a new key)"
             )
         return found
@@ -381,7 +387,7 @@ class AccountKeys:
                    " addresses can only be removed on Binance's API management page"
                    if extra and set(want) <= set(held) else "")
             raise ExchangeStateMismatch(
-                f"after editing the IPs of {api_key[:8]}… the exchange holds {held}, not the"
+                f"after editing the IPs of {api_key[:8]}… the exchange holds {exchange_text(held)}, not the"
                 f" declared {want}" + (f"; {why}" if why else "")
             )
 

@@ -54,17 +54,37 @@ def _is_loopback(host: str) -> bool:
 BINANCE_API_HOSTS = ("api.binance.com", "api-gcp.binance.com", "api1.binance.com",
                      "api2.binance.com", "api3.binance.com", "api4.binance.com")
 ALLOW_BASE_URL_ENV = "BINANCE_ALLOW_BASE_URL"
+MAX_RECV_WINDOW_ENV = "BINANCE_MAX_RECV_WINDOW"
+DEFAULT_RECV_WINDOW_MS = 5000  # Binance's default recvWindow
+
+
+def allowed_base_urls(environ: Mapping[str, str]) -> set[str]:
+    """The endpoints the run's environment vouches for (comma or space separated), as
+    check_base_url compares them."""
+    import re
+
+    return {u.rstrip("/") for u in re.split(r"[,\s]+", environ.get(ALLOW_BASE_URL_ENV, "")) if u}
+
+
+def is_binance_endpoint(url: str) -> bool:
+    """One of Binance's documented API endpoints: https, a documented host, no port, no path."""
+    parts = urlsplit(url.strip().rstrip("/"))
+    return (parts.scheme == "https" and (parts.hostname or "").lower() in BINANCE_API_HOSTS
+            and parts.port is None and parts.path == "")
 
 
 def unusual_endpoint(url: str, environ: Mapping[str, str]) -> bool:
-    """A base URL that is neither Binance's nor a loopback sandbox, let in by the environment."""
-    host = (urlsplit(url.strip()).hostname or "").lower()
-    return host not in BINANCE_API_HOSTS and not _is_loopback(host) and bool(
-        environ.get(ALLOW_BASE_URL_ENV, "").strip().rstrip("/") == url.strip().rstrip("/"))
+    """A base URL that is not Binance's, let in by the environment (a sandbox, a relay)."""
+    return not is_binance_endpoint(url) and url.strip().rstrip("/") in allowed_base_urls(environ)
 
 
 def check_base_url(url: str, environ: Mapping[str, str] | None = None) -> str:
-    parts = urlsplit(url.strip())
+    """Binance's documented endpoints only, unless the run's environment names another one
+    exactly in BINANCE_ALLOW_BASE_URL: stack config (which a pull request can change) alone can
+    never aim the provider key, its signatures and every new HMAC secret at a relay, a loopback
+    service or a path of a host."""
+    text = url.strip().rstrip("/")
+    parts = urlsplit(text)
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise ConfigurationError(
             f"binance:baseUrl {url!r} is not an http(s) URL such as {DEFAULT_BASE_URL}"
@@ -76,18 +96,13 @@ def check_base_url(url: str, environ: Mapping[str, str] | None = None) -> str:
             f"binance:baseUrl {url!r} uses plain http to a host that is not loopback;"
             " use https (plain http is allowed only for a local sandbox on 127.0.0.1)"
         )
-    host = parts.hostname.lower()
-    allowed = (environ or {}).get(ALLOW_BASE_URL_ENV, "").strip().rstrip("/")
-    if host not in BINANCE_API_HOSTS and not _is_loopback(host) and allowed != url.strip().rstrip("/"):
-        # Stack config alone can never send the provider key (and every new HMAC secret) to a
-        # relay: another endpoint needs the run's environment to name it exactly.
-        raise ConfigurationError(
-            f"binance:baseUrl {url!r} is not one of Binance's documented API hosts"
-            f" ({', '.join(BINANCE_API_HOSTS)}) nor a loopback sandbox. To use another endpoint"
-            f" on purpose, set {ALLOW_BASE_URL_ENV} to exactly that URL in the environment of"
-            " the run; the preview then warns about it"
-        )
-    return url.strip().rstrip("/")
+    if is_binance_endpoint(text) or text in allowed_base_urls(environ or {}):
+        return text
+    raise ConfigurationError(
+        f"binance:baseUrl {url!r} is not one of Binance's documented API endpoints; another"
+        f" endpoint needs {ALLOW_BASE_URL_ENV} naming it in the run's environment (stack config"
+        f" alone never can). Binance's: https://{{{','.join(BINANCE_API_HOSTS)}}}, no port or path"
+    )
 
 
 def _int_setting(name: str, raw: str | None, low: int, high: int, default: int) -> int:
@@ -116,8 +131,9 @@ def read_settings(
     api_key = get("apiKey", "BINANCE_API_KEY")
     if api_key is None:
         raise ConfigurationError(
-            "binance:apiKey is not set: run `pulumi config set --secret binance:apiKey <key>`"
-            " (or set BINANCE_API_KEY) with a key that has \"Enable Spot & Margin Trading\""
+            "binance:apiKey is not set: run `pulumi config set --secret binance:apiKey` and paste"
+            " the key at its prompt (never on the command line, where shell history keeps it), or"
+            " set BINANCE_API_KEY, with a key that has \"Enable Spot & Margin Trading\""
         )
     if not API_KEY_PATTERN.match(api_key.strip()):
         raise ConfigurationError("binance:apiKey is malformed: Binance API keys are letters and digits")
@@ -153,7 +169,15 @@ def read_settings(
         signer = HmacSigner(secret_key.strip())
     base_url = check_base_url(get("baseUrl", "BINANCE_BASE_URL") or DEFAULT_BASE_URL, environ)
     use_environment = (get("useEnvironmentProxy") or "false").strip().lower() == "true"
-    recv_window = _int_setting("binance:recvWindow", get("recvWindow"), 1, 60000, 5000)
+    cap = _int_setting(MAX_RECV_WINDOW_ENV, environ.get(MAX_RECV_WINDOW_ENV), 1, 60000,
+                       DEFAULT_RECV_WINDOW_MS)
+    recv_window = _int_setting("binance:recvWindow", get("recvWindow"), 1, 60000, DEFAULT_RECV_WINDOW_MS)
+    if recv_window > cap:
+        # A longer window keeps every signature valid for longer; a pull request must not be able
+        # to stretch it by editing the stack's config.
+        raise ConfigurationError(
+            f"binance:recvWindow {recv_window} is above {cap} ms, the most this run allows;"
+            f" {MAX_RECV_WINDOW_ENV} in the run's environment may allow up to 60000")
     timeout = _int_setting("binance:requestTimeout", get("requestTimeout"), 1, 300, 10)
     other_keys = _int_setting("binance:otherApiKeys", get("otherApiKeys"), 0, 29, 1)
     return ProviderSettings(

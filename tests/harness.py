@@ -39,7 +39,24 @@ UNKNOWN_OUTCOME_FAULTS: dict[str, dict[str, Any]] = {
 }
 
 
+def allow_endpoint(url: str) -> None:
+    """The test run's environment vouches for a sandbox, as a firm's sandbox pipeline does: stack
+    config alone never aims the provider at a loopback endpoint (settings.check_base_url). Every
+    engine process a test starts inherits it (PulumiProject.env keeps it)."""
+    from margin_special_keys.settings import ALLOW_BASE_URL_ENV
+
+    allowed = [u for u in os.environ.get(ALLOW_BASE_URL_ENV, "").split(",") if u]
+    for variant in (url, url.replace("127.0.0.1", "localhost")):
+        if variant not in allowed:
+            allowed.append(variant)
+    os.environ[ALLOW_BASE_URL_ENV] = ",".join(allowed)
+
+
 class SandboxProcess(_SandboxProcess):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        allow_endpoint(self.base_url)
+
     def script_client(self, account: dict[str, str]) -> BinanceClient:
         """Someone's own script on this account, making or editing keys behind the stack's back."""
         from margin_special_keys.settings import make_client, read_settings
@@ -47,7 +64,7 @@ class SandboxProcess(_SandboxProcess):
         config = {"binance:apiKey": account["apiKey"], "binance:baseUrl": self.base_url}
         config.update({"binance:privateKey": account["privateKey"]} if "privateKey" in account
                       else {"binance:secretKey": account["secretKey"]})
-        return make_client(read_settings(config.get, {}))
+        return make_client(read_settings(config.get, os.environ))
 
 
 def same_secret(held: str | None, expected: str | None) -> bool:

@@ -24,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from margin_special_keys.gitops.engine import pulumi_environment  # noqa: E402
 from margin_special_keys.sandbox.process import SandboxProcess, running_url  # noqa: E402
+from margin_special_keys.settings import ALLOW_BASE_URL_ENV  # noqa: E402
 
 SANDBOX_DIR = ROOT / ".sandbox"
 STATE_DIR = ROOT / ".state"
@@ -42,6 +43,9 @@ def environment() -> dict[str, str]:
     base = {k: v for k, v in os.environ.items()
             if k not in ("PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE",
                          "PULUMI_CONFIG_PASSPHRASE_FILE")}
+    url = running_url(SANDBOX_DIR)
+    if url:  # the demo's environment vouches for its own sandbox, as a sandbox pipeline would
+        base[ALLOW_BASE_URL_ENV] = url
     return pulumi_environment(base, backend=f"file://{STATE_DIR}", passphrase=DEMO_PASSPHRASE,
                               home=ROOT / ".tools" / "pulumi-home")
 
@@ -109,6 +113,7 @@ Look around (the demo stack's passphrase is a demo-only one; never use it for re
   source tools/env.sh
   export PULUMI_CONFIG_PASSPHRASE={DEMO_PASSPHRASE}
   export PULUMI_BACKEND_URL=file://{STATE_DIR}
+  export {ALLOW_BASE_URL_ENV}={url}    # stack config alone never aims at a sandbox
   pulumi stack output --stack {STACK} --show-secrets        # the private keys
   pulumi stack export --stack {STACK}                       # secrets appear only as ciphertext
 Edit DEMO_KEYS in tools/demo.py (or the stack config) and run `make demo` again.

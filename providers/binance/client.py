@@ -138,6 +138,25 @@ class SpecialKey:
 
 # --- readers of each documented response: pure, so documented and recorded answers test them ---
 
+
+_KEY = dict.fromkeys(("apiKey", "apiName", "ip", "type", "permissionMode"))
+# What our readers (below, and the preflight's reads) take of each endpoint's answer, as the
+# answer's shape: a map's fields, a list's items; None where a value is read. The contract tests'
+# subject, and all that a recording keeps (gitops/preflight.py Recorder).
+ANSWER_FIELDS: dict[str, Any] = {
+    "POST /sapi/v1/margin/apiKey": dict.fromkeys(("apiKey", "secretKey", "type")),
+    "GET /sapi/v1/margin/apiKey": _KEY,
+    "GET /sapi/v1/margin/api-key-list": [_KEY],
+    "GET /sapi/v1/margin/isolated/account": {
+        "assets": [dict.fromkeys(("symbol", "isolatedCreated", "enabled"))]},
+    "GET /api/v3/time": {"serverTime": None},
+    "GET /sapi/v1/account/apiRestrictions": dict.fromkeys(
+        ("ipRestrict", "enableSpotAndMarginTrading", "enableWithdrawals")),
+    "GET /sapi/v1/margin/account": {"accountType": None},
+    "GET /api/v3/account": {"uid": None},
+}
+ERROR_FIELDS: dict[str, Any] = {"code": None, "msg": None}
+
 def read_created_key(data: Any) -> CreatedKey:
     api_key = _text(data.get("apiKey")) if isinstance(data, dict) else None
     if api_key is None:
@@ -205,6 +224,9 @@ class BinanceClient:
         # preflight's recorder. Never given the signature's inputs beyond the parameters.
         self._observer = observer
         self._trust_environment = trust_environment
+        from ..settings import is_binance_endpoint
+
+        self._speaks_for_binance = is_binance_endpoint(self.base_url)
         self._offset_ms = 0
         self._lock = threading.Lock()
         self._local = threading.local()
@@ -455,6 +477,9 @@ class BinanceClient:
             code = int(code) if code is not None else None
         except ValueError:
             code = None
-        err: BinanceAPIError = error_for(response.status_code, code, msg, operation)
+        # Only Binance's own hosts may put their words into our messages: an endpoint the run's
+        # environment let in (a sandbox, a relay) is heard by its code alone.
+        err: BinanceAPIError = error_for(response.status_code, code,
+                                         msg if self._speaks_for_binance else "", operation)
         err.retry_after = retry_after_seconds(response.headers.get("Retry-After"))
         raise err

@@ -46,10 +46,24 @@ class BinanceAPIError(BinanceError):
         text = f"{operation}: Binance answered HTTP {status}"
         if code is not None:
             text += f" code {code}"
-        text += f": {msg}"
+        if msg:
+            text += f": {exchange_text(msg)}"
         if self.advice:
             text += f" — {self.advice}"
         super().__init__(text)
+
+
+# The exchange's own words inside our messages, always between these marks: the runner's
+# pull-request summary drops whatever stands between them (gitops/report.py), so a summary holds
+# our text and Binance's codes, never bytes an exchange or another service sent.
+EXCHANGE_TEXT_OPEN, EXCHANGE_TEXT_CLOSE = "«", "»"
+
+
+def exchange_text(value: object, limit: int = 200) -> str:
+    """`value`, as the exchange sent it, made inert and marked: printable characters only, the
+    marks themselves removed, at most `limit` characters."""
+    text = "".join(c for c in str(value) if c.isprintable() and c not in "«»")[:limit]
+    return f"{EXCHANGE_TEXT_OPEN}{text}{EXCHANGE_TEXT_CLOSE}"
 
 
 class AuthenticationError(BinanceAPIError):

@@ -107,3 +107,25 @@ def test_pairs_that_do_not_exist_or_are_disabled_are_not_used() -> None:
 
 def test_numbers_may_arrive_as_strings() -> None:
     assert [read_server_time(r) for r in documented("server-time")] == [1499827319559] * 2
+
+
+def fields_outside(shape: Any, value: Any, where: str = "") -> list[str]:
+    """Every field of `value` that the shape (what our readers read) does not name."""
+    if isinstance(shape, list) and isinstance(value, list):
+        return [f for item in value for f in fields_outside(shape[0], item, f"{where}[]")]
+    if isinstance(shape, dict) and isinstance(value, dict):
+        outside = [f"{where}.{k}" for k in value if k not in shape]
+        return outside + [f for k in value if k in shape
+                          for f in fields_outside(shape[k], value[k], f"{where}.{k}")]
+    return []
+
+
+@pytest.mark.parametrize("path", sorted((HERE / "recorded").rglob("*.json")), ids=lambda p: p.name)
+def test_a_recording_keeps_only_the_fields_our_readers_read(path: Path) -> None:
+    from margin_special_keys.binance.client import ANSWER_FIELDS, ERROR_FIELDS
+
+    data = json.loads(path.read_text())
+    endpoint = data["endpoint"].split("?", 1)[0]
+    shape = ANSWER_FIELDS[endpoint] if data.get("status", 200) == 200 else ERROR_FIELDS
+    for response in data["responses"]:
+        assert fields_outside(shape, response) == []

@@ -84,14 +84,23 @@ def test_orphans_finds_a_key_made_by_hand_and_nothing_else(fleet: Fleet) -> None
     assert by_hand.secret_key is not None and by_hand.secret_key not in md + json.dumps(summary)
 
 
-def test_exit_special_key_mode_is_deliberate_and_the_refresh_shows_the_keys_gone(fleet: Fleet) -> None:
-    desk = fleet.stacks["desk-a"]
+def test_exit_special_key_mode_is_deliberate_and_names_every_key_and_stack_it_breaks(fleet: Fleet) -> None:
+    desk, other = fleet.stacks["desk-a"], fleet.stacks["desk-b"]
+    shared = fleet.accounts["desk-a"]
+    other.use_account(fleet.sandbox.base_url, shared)  # another desk on the same account
+    fleet.accounts["desk-b"] = shared
     desk.set_keys([{"name": "a1"}, {"name": "a2", "symbol": "BTCUSDT"}])
-    assert fleet.runner("up", "--stacks", "desk-a")[0] == 0
+    other.set_keys([{"name": "b1"}])
+    assert fleet.runner("up")[0] == 0
+    by_hand = fleet.sandbox.script_client(shared).create_special_key("by-hand", None, [], None, None)
+    keys = {k["apiName"]: k["apiKey"] for k in fleet.keys("desk-a")}
     fleet.sandbox.reset_requests()
-    # Without --yes and without a terminal to ask, nothing is sent.
+    # Without --yes and without a terminal to ask, nothing is sent; what would go is named.
     code, _, _, err = fleet.runner("exit-special-key-mode", "--stacks", "desk-a")
     assert code == 1 and "not confirmed" in err
+    assert f"{keys['a1']} 'a1': stack 'desk-a'" in err and f"{keys['b1']} 'b1': stack 'desk-b'" in err
+    assert f"{by_hand.api_key} 'by-hand': unmanaged" in err and "'a2'" not in err
+    assert "stack(s) 'desk-a', 'desk-b' cannot create or rotate keys" in err
     assert fleet.sandbox.mutations() == []
     assert fleet.runner("exit-special-key-mode")[0] == 1  # one named stack only
 
@@ -100,9 +109,11 @@ def test_exit_special_key_mode_is_deliberate_and_the_refresh_shows_the_keys_gone
     assert "can be created from about" in err
     assert [k["apiName"] for k in fleet.keys("desk-a")] == ["a2"]  # the isolated key stays
     assert [r["outputs"]["api_name"] for r in desk.resources()] == ["a2"]  # refreshed state
-    # Creating during the 24-hour cooldown fails at once, saying when it is possible again.
+    # Creating during the 24-hour cooldown is refused. The sandbox is not Binance: its own words
+    # (which say until when) never enter the message, only its code.
     failed = desk.up(check=False)
-    assert failed.returncode != 0 and "created again from" in failed.output
+    assert failed.returncode != 0 and "code -3026" in failed.output
+    assert "created again from" not in failed.output
     assert [k["apiName"] for k in fleet.keys("desk-a")] == ["a2"]
 
 

@@ -28,14 +28,53 @@ def git(directory: Path, *args: str) -> str:
                           text=True).stdout.strip()
 
 
-def preview_summary(project: PulumiProject) -> str:
+def preview_run(project: PulumiProject) -> tuple[str, str]:
+    """The runner's preview: the pull-request summary it writes, and everything it printed."""
     summary = project.directory / "summary.md"
     summary.unlink(missing_ok=True)
-    subprocess.run([sys.executable, "-m", "margin_special_keys.gitops",
-                    "preview", "--project", str(project.directory),
-                    "--markdown", str(summary)],
-                   cwd=ROOT, env=project.env(), capture_output=True, text=True, timeout=300)
-    return summary.read_text()
+    run = subprocess.run([sys.executable, "-m", "margin_special_keys.gitops",
+                          "preview", "--project", str(project.directory),
+                          "--markdown", str(summary)],
+                         cwd=ROOT, env=project.env(), capture_output=True, text=True, timeout=300)
+    return summary.read_text(), run.stdout + run.stderr
+
+
+def preview_summary(project: PulumiProject) -> str:
+    return preview_run(project)[0]
+
+
+class InternalService:
+    """A service on the runner's loopback that is not Binance (a secrets store, a metadata
+    endpoint): it answers everything 403 with a body that must never leave the machine, and
+    notes every request's X-MBX-APIKEY."""
+
+    BODY = b'{"error":"forbidden","internal_token":"INTERNAL-ONLY-7f3a9c"}'
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        seen = self.seen = []  # type: list[str]
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                seen.append(self.headers.get("X-MBX-APIKEY") or "")
+                self.send_response(403)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(InternalService.BODY)))
+                self.end_headers()
+                self.wfile.write(InternalService.BODY)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 def workflow_step(name: str) -> dict[str, Any]:
@@ -85,7 +124,7 @@ def test_a_lookalike_endpoint_is_refused_before_any_request(
     project.set_config("binance:baseUrl", "https://api.binance.com.evil.example")
     refused = project.preview(check=False)
     assert refused.returncode != 0
-    assert "is not one of Binance's documented API hosts" in refused.output
+    assert "is not one of Binance's documented API endpoints" in refused.output
     assert sandbox.requests_log() == []
 
 
@@ -100,3 +139,33 @@ def test_a_change_of_provider_settings_never_reads_as_no_changes(
     assert planned == {"desk": ["update"], "btc": ["update"]}
     project.up()
     project.expect_no_changes()
+
+
+def test_a_stacks_only_pull_request_cannot_aim_the_preview_at_another_service(
+    project: PulumiProject, sandbox: SandboxProcess, account: SandboxAccount,
+) -> None:
+    service = InternalService()
+    try:
+        project.set_keys([{"name": "desk"}])
+        # The pull request changes only its stack file: a loopback service, with and without a path.
+        for url in (f"{service.url}/v1/secret/data/prod", service.url):
+            project.set_config("binance:baseUrl", url)
+            summary, printed = preview_run(project)
+            assert "not one of Binance" in summary and "BINANCE\\_ALLOW\\_BASE\\_URL" in summary
+            assert service.seen == []  # no request, no provider key, no signature reached it
+        # A longer signature lifetime, asked for by the stack file alone: refused.
+        project.set_config("binance:baseUrl", sandbox.base_url)
+        project.set_config("binance:recvWindow", "60000")
+        summary, _ = preview_run(project)
+        assert "above 5000 ms" in summary and "BINANCE\\_MAX\\_RECV\\_WINDOW" in summary
+        project.set_config("binance:recvWindow", "5000")
+
+        # Even an endpoint the run's environment vouches for (a relay) is heard by its code
+        # alone: its bytes reach neither the engine's messages nor the pull-request summary.
+        project.extra_env["BINANCE_ALLOW_BASE_URL"] = service.url
+        project.set_config("binance:baseUrl", service.url)
+        summary, printed = preview_run(project)
+        assert service.seen and "HTTP 403" in summary
+        assert "INTERNAL-ONLY" not in summary + printed and "internal_token" not in summary + printed
+    finally:
+        service.close()

@@ -4,6 +4,7 @@ account, nothing secret written to disk."""
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ def client_for(sandbox: SandboxProcess, account: dict[str, str], observer: Any =
     config = {"binance:apiKey": account["apiKey"], "binance:baseUrl": sandbox.base_url}
     config.update({"binance:privateKey": account["privateKey"]} if "privateKey" in account
                   else {"binance:secretKey": account["secretKey"]})
-    return make_client(read_settings(config.get, {}), observer)
+    return make_client(read_settings(config.get, os.environ), observer)
 
 
 def rows_of(sandbox: SandboxProcess, account: dict[str, str],

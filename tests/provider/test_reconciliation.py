@@ -243,6 +243,9 @@ def test_an_unreachable_exchange_says_so(account: SandboxAccount) -> None:
     with socket.socket() as free:
         free.bind(("127.0.0.1", 0))
         port = free.getsockname()[1]
+    from tests.harness import allow_endpoint
+
+    allow_endpoint(f"http://127.0.0.1:{port}")
     nowhere = configured(f"http://127.0.0.1:{port}", account)
     news = {"api_name": "x", "ip_whitelist": ["198.51.100.7"]}
     [failure] = nowhere.check({}, news).failures  # the room count is the first request

@@ -26,6 +26,8 @@ from margin_special_keys.margin_special_key import MarginSpecialKeyProvider
 
 provider = MarginSpecialKeyProvider()
 if len(sys.argv) > 1:  # configured as in the provider process, then pickled again
+    import os
+    os.environ["BINANCE_ALLOW_BASE_URL"] = "http://127.0.0.1:1"  # the run vouches for it
     provider.configure(ConfigureRequest(Config({
         "binance:apiKey": "CREDENTIALAPIKEY0123456789", "binance:secretKey": "CREDENTIALSECRET0123456789",
         "binance:baseUrl": "http://127.0.0.1:1"}, "margin-special-keys")))

@@ -28,7 +28,8 @@ def test_reads_config_and_defaults() -> None:
 
 def test_environment_fallbacks() -> None:
     s = settings({}, {"BINANCE_API_KEY": API_KEY, "BINANCE_PRIVATE_KEY": PRIVATE,
-                      "BINANCE_BASE_URL": "http://127.0.0.1:9"})
+                      "BINANCE_BASE_URL": "http://127.0.0.1:9",
+                      "BINANCE_ALLOW_BASE_URL": "http://127.0.0.1:9"})
     assert s.signer.name == "Ed25519" and s.base_url == "http://127.0.0.1:9"
 
 
@@ -63,10 +64,12 @@ def test_bad_settings_name_the_setting(config: dict[str, str], words: str) -> No
         assert secret not in str(raised.value)
 
 
-def test_loopback_http_is_allowed_for_a_local_sandbox() -> None:
+def test_a_loopback_sandbox_is_allowed_only_when_the_run_names_it() -> None:
     for url in ("http://127.0.0.1:8080", "http://localhost:1", "http://[::1]:2"):
-        assert settings({"binance:apiKey": API_KEY, "binance:secretKey": SECRET,
-                         "binance:baseUrl": url}).base_url == url
+        config = {"binance:apiKey": API_KEY, "binance:secretKey": SECRET, "binance:baseUrl": url}
+        with pytest.raises(ConfigurationError, match="stack config alone never can"):
+            settings(config)
+        assert settings(config, {"BINANCE_ALLOW_BASE_URL": f"https://x.example, {url}/"}).base_url == url
 
 
 def test_unreadable_or_wrong_private_key_fails_without_quoting_it() -> None:
@@ -96,13 +99,16 @@ def test_an_hmac_secret_given_as_private_key_gets_the_hint_to_use_secret_key() -
 
 
 @pytest.mark.parametrize("url", ["https://api.binance.com.evil.example", "https://evil.example",
-                                 "https://binance.com", "https://api.binance.co"])
+                                 "https://binance.com", "https://api.binance.co",
+                                 "https://api.binance.com/v1/secret/data/prod",
+                                 "https://api.binance.com:8443", "http://127.0.0.1:8200/v1/secret",
+                                 "https://10.0.0.5", "https://192.168.1.20"])
 def test_a_base_url_that_is_not_binance_is_refused_unless_the_environment_names_it(url: str) -> None:
     from margin_special_keys.binance.errors import ConfigurationError
     from margin_special_keys.settings import read_settings, unusual_endpoint
 
     config = {"binance:apiKey": "K" * 64, "binance:secretKey": "s" * 64, "binance:baseUrl": url}
-    with pytest.raises(ConfigurationError, match="not one of Binance's documented API hosts"):
+    with pytest.raises(ConfigurationError, match="not one of Binance's documented API endpoints"):
         read_settings(config.get, {})
     # Stack config cannot name the override: only the run's environment can.
     config["binance:allowBaseUrl"] = url
@@ -112,12 +118,29 @@ def test_a_base_url_that_is_not_binance_is_refused_unless_the_environment_names_
     assert settings.base_url == url and unusual_endpoint(url, {"BINANCE_ALLOW_BASE_URL": url})
 
 
-def test_binance_hosts_and_a_loopback_sandbox_need_no_override() -> None:
-    from margin_special_keys.settings import read_settings
+def test_binance_hosts_need_no_override() -> None:
+    from margin_special_keys.settings import read_settings, unusual_endpoint
 
-    for url in ("https://api.binance.com", "https://api3.binance.com", "http://127.0.0.1:8080"):
+    for url in ("https://api.binance.com", "https://api3.binance.com/", "https://api-gcp.binance.com"):
         config = {"binance:apiKey": "K" * 64, "binance:secretKey": "s" * 64, "binance:baseUrl": url}
-        assert read_settings(config.get, {}).base_url == url
+        assert read_settings(config.get, {}).base_url == url.rstrip("/")
+        assert not unusual_endpoint(url, {"BINANCE_ALLOW_BASE_URL": url})
+
+
+def test_a_stacks_recv_window_is_capped_at_binances_default_unless_the_run_allows_more() -> None:
+    config = {"binance:apiKey": API_KEY, "binance:secretKey": SECRET, "binance:recvWindow": "60000"}
+    with pytest.raises(ConfigurationError, match="above 5000 ms.*BINANCE_MAX_RECV_WINDOW"):
+        settings(config)
+    assert settings({**config, "binance:recvWindow": "5000"}).recv_window_ms == 5000
+    assert settings(config, {"BINANCE_MAX_RECV_WINDOW": "60000"}).recv_window_ms == 60000
+    with pytest.raises(ConfigurationError, match="above 10000 ms"):
+        settings(config, {"BINANCE_MAX_RECV_WINDOW": "10000"})
+
+
+def test_a_missing_api_key_is_never_told_to_go_on_the_command_line() -> None:
+    with pytest.raises(ConfigurationError) as refused:
+        settings({"binance:secretKey": SECRET})
+    assert "binance:apiKey <" not in str(refused.value) and "prompt" in str(refused.value)
 
 
 def test_the_environment_redirects_no_trust_unless_the_settings_say_so(monkeypatch: Any) -> None:
