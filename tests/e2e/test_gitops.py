@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.fleet import Fleet, declared_fleet, rows
-from tests.harness import SandboxProcess
+from tests.harness import SandboxProcess, allow_endpoint
 
 
 @pytest.fixture
@@ -127,6 +127,7 @@ def test_a_fixed_config_takes_effect_without_any_other_step(fleet: Fleet) -> Non
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
         wrong = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    allow_endpoint(wrong)  # vouched for by the run, like any sandbox: it just does not answer
     desk.set_config("binance:baseUrl", wrong)
     desk.set_keys([{"name": "a1", "ipWhitelist": ["10.0.0.2"]}])
     failed = desk.up(check=False)  # stores the wrong provider settings with the failed update

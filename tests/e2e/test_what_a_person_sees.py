@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tests.harness import ROOT, PulumiProject, SandboxAccount, SandboxProcess
+from tests.harness import ROOT, PulumiProject, SandboxAccount, SandboxProcess, allow_endpoint
 
 KEYS: list[dict[str, Any]] = [
     {"name": "ed", "ipWhitelist": ["10.0.0.1"]},
@@ -20,7 +20,9 @@ KEYS: list[dict[str, Any]] = [
 def closed_port_url() -> str:
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{closed.getsockname()[1]}"
+        url = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    allow_endpoint(url)  # the run vouches for it, as for a sandbox: it just does not answer
+    return url
 
 
 def test_a_preview_a_pull_request_summary_and_an_unreachable_exchange_each_say_plainly_what_happens(

@@ -43,7 +43,7 @@ def test_a_ready_account_is_all_ok_and_only_read(fresh: SandboxProcess, account:
     rows = rows_of(fresh, account)
     assert {check: row.status for check, row in rows.items()} == {
         "clock": OK, "signed request": OK, "key permissions": OK, "key IP restriction": OK,
-        "margin account": OK, "pair BTCUSDT": OK, "room": OK}
+        "key withdrawals": OK, "margin account": OK, "pair BTCUSDT": OK, "room": OK}
     assert "room for 29 of the 2 new key(s)" in rows["room"].detail
     assert {r["method"] for r in fresh.requests_log()} == {"GET"}  # nothing written
 

@@ -102,7 +102,7 @@ def test_adoption_refuses_a_mismatch(
     with pytest.raises(ExchangeStateMismatch,
                        match="holds a HMAC key, but keyType is ED25519; declare keyType: HMAC"):
         provider.create(checked(provider, api_name="legacy", adopt_api_key=made.api_key))
-    with pytest.raises(ExchangeStateMismatch, match="apiName on the exchange is 'legacy'"):
+    with pytest.raises(ExchangeStateMismatch, match="apiName on the exchange is «legacy»"):
         provider.create(checked(provider, api_name="other", key_type="HMAC", adopt_api_key=made.api_key))
     with pytest.raises(KeyMissing, match="lists no such key"):
         provider.create(checked(provider, api_name="legacy", key_type="HMAC", adopt_api_key="N" * 64))
