@@ -88,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="the Pulumi project directory (default: the current directory); its"
                              " stacks are the Pulumi.<stack>.yaml files in Pulumi.yaml's stackConfigDir")
     args = parser.parse_args(argv)
+    if not (args.lock_timeout >= 0 and args.lock_timeout < float("inf")):  # nan fails this too
+        parser.error("--lock-timeout must be a number of seconds, 0 or more")
     os.umask(0o077)  # summaries, recordings and anything the engine writes: the owner's alone
 
     project = Path(args.project).resolve()

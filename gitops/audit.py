@@ -3,21 +3,26 @@
 What counts as proof is gitops/orphans.py; this module reads the stacks, lists the accounts and
 deletes, in an order that keeps a create in flight from looking like an orphan:
 
-1. no run holds the stack's lock (read where the stack lives; "cannot tell" refuses);
+1. no run holds the lock of any stack on the account (read where the stacks live; "cannot tell"
+   refuses);
 2. the account's keys are listed;
-3. every stack's state is read again, after the list: a key a running create just made is then
-   either in a state or explained by a pending create that the engine wrote before making it;
-4. the lock is read again, and the stack's state must be the one read before step 1;
-5. each proven orphan the person confirmed is deleted by apiKey, the lock read before each, and
-   the deletion confirmed against the key list (AccountKeys.delete).
+3. every stack's state is read, after the list, the stack's own last: a key a running create
+   just made is then either in a state or explained by a pending create that the engine wrote
+   before making it;
+4. the locks are read again, and the stack's state must be the one read before step 1;
+5. each key still deletable is deleted by apiKey, the locks read again before each, and the
+   deletion confirmed against the key list (AccountKeys.delete).
+
+The stacks are every `Pulumi.<stack>.yaml` of the project and every stack the backend holds for
+it; apiKeys are unique, so a key any of their states holds is never listed as anyone's orphan.
 """
 
 from __future__ import annotations
 
 import os
-import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,9 +34,16 @@ if TYPE_CHECKING:
 
     from .engine import StackCommands
 
+CommandsFor = Callable[[str], "StackCommands"]
+Say = Callable[[str], None]
+
 
 class Refused(Exception):
     """Nothing was deleted; the message says why and what to do."""
+
+
+class Busy(Refused):
+    """Another run holds the lock of a stack on the account."""
 
 
 def project_name(project_dir: Path) -> str:
@@ -57,87 +69,139 @@ def listed_keys(keys: AccountKeys) -> list[ListedKey]:
             for scope, key in keys.every_key()]
 
 
-Accounts = dict[str, StackKeys | Exception]
+@dataclass
+class StackAccount:
+    """Which account a stack's provider signs for. A stack the backend holds without a stack file
+    here has no config, and its uid is unknown: it counts as on every account."""
+
+    stack: str
+    uid: int | None
+    config: dict[str, str] = field(default_factory=dict, repr=False)
 
 
-def read_accounts(commands_for: Callable[[str], StackCommands], names: list[str],
-                  parallel: int) -> Accounts:
-    """What each of `names` says of its account: its provider's account uid, its config and its
-    state (read without secrets), or why it could not be read."""
-    def read(name: str) -> StackKeys | Exception:
+@dataclass
+class Project:
+    """The stacks of one project, as the audit sees them."""
+
+    directory: Path
+    commands_for: CommandsFor
+    accounts: dict[str, StackAccount | Exception]
+    parallel: int = 4
+
+    @classmethod
+    def read(cls, directory: Path, commands_for: CommandsFor, files: list[str],
+             parallel: int = 4) -> Project:
+        """Each stack file's config and account, and every other stack the backend holds."""
+        def read(name: str) -> StackAccount | Exception:
+            try:
+                config = commands_for(name).config(name)
+                return StackAccount(name, account_keys(config).uid(), config)
+            except Exception as exc:  # noqa: BLE001 - reported by each audit that needs it
+                return exc
+
+        with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+            accounts: dict[str, StackAccount | Exception] = dict(
+                zip(files, pool.map(read, files), strict=True))
+        if files:
+            try:
+                for name in commands_for(files[0]).stack_names():
+                    accounts.setdefault(name, StackAccount(name, None))
+            except RuntimeError as exc:
+                accounts["(the backend's list of stacks)"] = exc
+        return cls(directory, commands_for, accounts, parallel)
+
+    def account(self, name: str) -> tuple[StackAccount, list[str]]:
+        """The stack's account, and the other stacks that may sign for it (the same uid, or one
+        unknown). A stack that cannot be read fails the audit: keys it holds might be listed."""
+        own = self.accounts[name]
+        if isinstance(own, Exception):
+            raise own
+        for other, theirs in self.accounts.items():
+            if isinstance(theirs, Exception):
+                raise Refused(f"stack {other!r} of the same project could not be read, so keys it"
+                              f" may hold cannot be told apart: {str(theirs).splitlines()[0]}")
+        same = [s.stack for s in self.accounts.values() if isinstance(s, StackAccount)
+                and s.stack != name and (s.uid == own.uid or s.uid is None or own.uid is None)]
+        return own, same
+
+    def states(self, names: Iterable[str]) -> dict[str, StackKeys]:
+        """Each stack's state, read now, in the order given (the last is read last)."""
+        def read(name: str) -> StackKeys:
+            commands = self.commands_for(name)
+            deployment = commands.deployment(name)
+            runs = commands.history_starts(name) if deployment.get("pending_operations") else []
+            account = self.accounts.get(name)
+            uid = account.uid if isinstance(account, StackAccount) else None
+            return orphans.read_stack(name, uid, {}, deployment, runs)
+
+        *first, last = list(names)
+        with ThreadPoolExecutor(max_workers=max(1, self.parallel)) as pool:
+            found = dict(zip(first, pool.map(read, first), strict=True))
+        found[last] = read(last)
+        return found
+
+    def require_unlocked(self, names: Iterable[str]) -> None:
+        """No run holds any of these stacks; Busy (or Refused where the runner cannot tell)."""
         try:
-            commands = commands_for(name)
-            config = commands.config(name)
-            uid = account_keys(config).uid()
-            return orphans.read_stack(name, uid, config, commands.deployment(name))
-        except Exception as exc:  # noqa: BLE001 - reported by each audit that needs this stack
-            return exc
+            backend = backends.open_backend(backends.resolve_url(self.directory, os.environ),
+                                            self.directory)
+            project = project_name(self.directory)
+            for name in names:
+                held = backend.locks(project, name)
+                if held:
+                    raise Busy(held[0].describe(name))
+        except backends.LocksUnreadable as exc:
+            raise Refused(str(exc)) from None
 
-    with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
-        return dict(zip(names, pool.map(read, names), strict=True))
 
-
-def _same_account(name: str, accounts: Accounts) -> tuple[StackKeys, list[StackKeys]]:
-    """The stack and every other stack whose provider signs for the same Binance account (the
-    same uid, whatever the host spelling or provider key). A stack that cannot be read fails the
-    audit, since keys it holds might be among those listed."""
-    own = accounts[name]
-    if isinstance(own, Exception):
-        raise own
-    same = []
-    for other, theirs in accounts.items():
-        if other == name:
+def audit(project: Project, names: list[str],
+          say_for: Callable[[str], Say]) -> dict[str, list[Finding] | Exception]:
+    """Each key on each stack's account that no stack's state holds, with its verdict. The keys
+    of every account are listed first, then every state is read once."""
+    listed: dict[str, list[ListedKey] | Exception] = {}
+    for name in names:
+        try:
+            own, same = project.account(name)
+            try:
+                project.require_unlocked([name, *same])
+            except Busy:
+                raise
+            except Refused as exc:
+                say_for(name)(f"cannot tell whether a run holds a stack of this account ({exc}):"
+                              " a key a running create is making may be listed below")
+            listed[name] = listed_keys(account_keys(own.config))
+        except Exception as exc:  # noqa: BLE001 - this stack's audit fails, the others go on
+            listed[name] = exc
+    wanted = [n for n in project.accounts if isinstance(project.accounts[n], StackAccount)]
+    states = project.states(wanted) if any(not isinstance(v, Exception) for v in listed.values()) else {}
+    out: dict[str, list[Finding] | Exception] = {}
+    for name, keys in listed.items():
+        if isinstance(keys, Exception):
+            out[name] = keys
             continue
-        if isinstance(theirs, Exception):
-            raise Refused(f"stack {other!r} of the same project could not be read, so keys it may"
-                          f" hold cannot be told apart: {str(theirs).splitlines()[0]}")
-        # An account that did not say its uid might be this one: it counts as the same.
-        if theirs.uid == own.uid or theirs.uid is None or own.uid is None:
-            same.append(theirs)
-    return own, same
+        others = [states[s] for s in states if s != name]
+        out[name] = orphans.classify(keys, states[name], others)
+    return out
 
 
-def audit(name: str, accounts: Accounts) -> list[Finding]:
-    """Each key on the stack's account that no stack's state holds, with its verdict."""
-    own, same = _same_account(name, accounts)
-    return orphans.classify(listed_keys(account_keys(own.config)), own, same)
-
-
-def _require_unlocked(backend: backends.Backend, project: str, stack: str) -> None:
-    try:
-        held = backend.locks(project, stack)
-    except backends.LocksUnreadable as exc:
-        raise Refused(str(exc)) from None
-    if held:
-        raise Refused(held[0].describe(stack))
-
-
-def delete_proven(project_dir: Path, stack: str, confirmed: set[str], accounts: Accounts,
-                  commands_for: Callable[[str], StackCommands],
-                  say: Callable[[str], None]) -> list[Finding]:
-    """Delete the keys of `confirmed` that are still this stack's proven orphans, in the order
-    the module's docstring gives. Returns what was deleted; Refused when nothing may be."""
-    try:
-        backend = backends.open_backend(backends.resolve_url(project_dir, os.environ), project_dir)
-    except backends.LocksUnreadable as exc:
-        raise Refused(str(exc)) from None
-    project = project_name(project_dir)
-    before = orphans.read_stack(stack, None, {}, commands_for(stack).deployment(stack)).checkpoint
-    _require_unlocked(backend, project, stack)
-    own, same = _same_account(stack, accounts)
+def delete_proven(project: Project, stack: str, confirmed: set[str], say: Say) -> list[Finding]:
+    """Delete the keys of `confirmed` that are still this stack's proven orphans, in the order the
+    module's docstring gives. Returns what was deleted; Refused when nothing may be."""
+    own, same = project.account(stack)
+    before = orphans.read_stack(stack, None, {}, project.commands_for(stack).deployment(stack)).checkpoint
+    project.require_unlocked([stack, *same])
     keys = account_keys(own.config)
     listed = listed_keys(keys)
-    fresh = {s.stack: orphans.read_stack(s.stack, s.uid, s.config, commands_for(s.stack).deployment(s.stack))
-             for s in [own, *same]}
-    _require_unlocked(backend, project, stack)
-    if fresh[stack].checkpoint != before:
+    states = project.states([*[n for n in project.accounts if n != stack], stack])
+    project.require_unlocked([stack, *same])
+    if states[stack].checkpoint != before:
         raise Refused(f"stack {stack!r}'s state changed during the audit (a run wrote it): run the"
                       " audit again")
     deleted = []
-    for finding in orphans.classify(listed, fresh[stack], [fresh[s.stack] for s in same]):
+    for finding in orphans.classify(listed, states[stack], [s for n, s in states.items() if n != stack]):
         if finding.verdict != orphans.ORPHAN or finding.api_key not in confirmed:
             continue
-        _require_unlocked(backend, project, stack)
+        project.require_unlocked([stack, *same])
         keys.delete(finding.api_key, None if finding.scope == "cross margin" else finding.scope)
         finding.deleted = True
         deleted.append(finding)
@@ -145,47 +209,64 @@ def delete_proven(project_dir: Path, stack: str, confirmed: set[str], accounts: 
     return deleted
 
 
-def delete_key(project_dir: Path, stack: str, api_key: str, accounts: Accounts,
-               confirm: Callable[[str], bool], say: Callable[[str], None]) -> int:
+# What `delete-key` may delete: a key nobody else's pending create explains.
+NAMED_DELETABLE = (orphans.ORPHAN, orphans.UNMANAGED, orphans.UNPROVEN)
+
+
+def _named(project: Project, stack: str, api_key: str) -> tuple[AccountKeys, ListedKey, Finding]:
+    """The key as the exchange lists it now and its verdict, from states read after the list;
+    Refused where it may not be deleted by name."""
+    own, same = project.account(stack)
+    project.require_unlocked([stack, *same])
+    keys = account_keys(own.config)
+    listed = listed_keys(keys)
+    states = project.states([*[n for n in project.accounts if n != stack], stack])
+    project.require_unlocked([stack, *same])
+    holders = [n for n, s in states.items() if api_key in s.managed]
+    if holders:
+        raise Refused(f"stack {holders[0]!r} manages {api_key}: remove its entry from that"
+                      " stack's config and run `up`, which deletes it by apiKey")
+    key = next((k for k in listed if k.api_key == api_key), None)
+    if key is None:
+        raise Refused(f"no special key {api_key} on the account of stack {stack!r}")
+    [finding] = [f for f in orphans.classify([key], states[stack], [s for n, s in states.items()
+                                                                    if n != stack])]
+    if finding.verdict not in NAMED_DELETABLE or "pending creates of this stack and of" in finding.why:
+        raise Refused(f"{api_key} is {finding.verdict} ({finding.why}): that stack's own audit"
+                      " decides")
+    return keys, key, finding
+
+
+def delete_key(project: Project, stack: str, api_key: str, confirm: Callable[[str], bool],
+               say: Say) -> int:
     """Delete one key a person names by apiKey, on the account of `stack`: for a key the audit
-    cannot prove. Shows the key and whose it is, and asks first; never a key any state holds."""
+    cannot prove. Shows the key and whose it is, asks, then checks everything again before it
+    deletes; never a key any state holds or another stack's pending create explains, and never
+    while a run holds a stack of the account or where the runner cannot tell."""
     try:
-        own, same = _same_account(stack, accounts)
+        _, key, finding = _named(project, stack, api_key)
+    except Busy as exc:
+        say(f"not deleted: {exc}")
+        return 5
     except Refused as exc:
         say(f"not deleted: {exc}")
         return 1
-    holders = [s.stack for s in [own, *same] if api_key in s.managed]
-    if holders:
-        say(f"not deleted: stack {holders[0]!r} manages {api_key}: remove its entry from that"
-            " stack's config and run `up`, which deletes it by apiKey")
-        return 1
-    keys = account_keys(own.config)
-    listed = listed_keys(keys)
-    found = [f for f in orphans.classify(listed, own, same) if f.api_key == api_key]
-    if not found:
-        say(f"not deleted: no special key {api_key} on the account of stack {stack!r}")
-        return 1
-    finding = found[0]
-    key = next(k for k in listed if k.api_key == api_key)
     say(f"{api_key} {finding.api_name!r} on {finding.scope}, type {key.key_type or 'unstated'},"
         f" IPs {', '.join(sorted(key.ips)) or 'none (any address)'}: {finding.verdict}"
         f" ({finding.why})")
-    try:
-        backend = backends.open_backend(backends.resolve_url(project_dir, os.environ), project_dir)
-        held = backend.locks(project_name(project_dir), stack)
-    except backends.LocksUnreadable as exc:
-        say(f"warning: {exc}")
-        held = []
-    if held:
-        say(f"not deleted: {held[0].describe(stack)}")
-        return 5
     if not confirm(f"delete special key {api_key}"):
         say("not confirmed: nothing was sent")
+        return 1
+    try:  # the person may have taken a while: everything again, as it is now
+        keys, _, _ = _named(project, stack, api_key)
+    except Busy as exc:
+        say(f"not deleted: {exc}")
+        return 5
+    except Refused as exc:
+        say(f"not deleted: {exc}")
         return 1
     keys.delete(api_key, None if finding.scope == "cross margin" else finding.scope)
     say(f"deleted {api_key}; the key list confirms it is gone")
     return 0
 
 
-def print_line(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)

@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 BOOKKEEPING = ".pulumi"
 DEFAULT_POSTGRES_TABLE = "pulumi_state"  # pkg/backend/diy/postgres/bucket.go
@@ -63,8 +63,9 @@ class Lock:
         """One line a person can act on."""
         text = f"stack {stack!r} is locked by another run: {self.holder()}"
         if self.process_is_gone():
-            return (text + "; that process is gone, so this is a killed run's lock: when no run"
-                    f" of {stack!r} is going, `pulumi cancel --stack {stack} --yes` removes it")
+            return (text + f"; no process {self.pid} runs on this host, so it may be a killed run's"
+                    f" lock: once you know no run of {stack!r} is going anywhere,"
+                    f" `pulumi cancel --stack {stack} --yes` removes it")
         return text + "; wait for it to end (or pass --lock-timeout SECONDS to wait here)"
 
 
@@ -94,15 +95,27 @@ def _is_lock_of(relative: str, project: str, stack: str) -> bool:
     return parts[:-1] == [stack] or (len(parts) == 4 and parts[1:3] == [project, stack])
 
 
+SECRET_QUERY_PARAMETERS = ("password", "sslpassword", "sas", "sig", "token", "secret")
+
+
 def redact(url: str) -> str:
-    """The backend URL without its password, for messages."""
+    """The backend URL without its passwords (in the user info or the query), for messages."""
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = f"{parts.username or ''}:****@{parts.hostname or ''}"
-    if parts.port is not None:
-        netloc += f":{parts.port}"
-    return urlunsplit(parts._replace(netloc=netloc))
+    if parts.password is not None:
+        netloc = f"{parts.username or ''}:****@{parts.hostname or ''}"
+        if parts.port is not None:
+            netloc += f":{parts.port}"
+        parts = parts._replace(netloc=netloc)
+    query = [(k, "****" if any(s in k.lower() for s in SECRET_QUERY_PARAMETERS) else v)
+             for k, v in parse_qsl(parts.query, keep_blank_values=True)]
+    return urlunsplit(parts._replace(query=urlencode(query, safe="*")))
+
+
+def checkpoint_names(project: str, stack: str) -> tuple[str, ...]:
+    """Where a DIY backend keeps a stack's checkpoint, below `.pulumi/stacks/` (state.go: the
+    project-scoped layout, then the one of backends made before projects; compressed or not)."""
+    return tuple(f"{base}{suffix}" for base in (f"{project}/{stack}.json", f"{stack}.json")
+                 for suffix in ("", ".gz", ".zst"))
 
 
 class Backend:
@@ -111,6 +124,9 @@ class Backend:
     url: str
 
     def locks(self, project: str, stack: str) -> list[Lock]:
+        """The stack's lock objects. Raises LocksUnreadable where the reader does not find the
+        stack's own checkpoint where it looks: a reader that looks in the wrong place (a wrong
+        prefix, a wrong home) would otherwise see no lock and say "unlocked"."""
         raise NotImplementedError
 
 
@@ -120,6 +136,11 @@ class FileBackend(Backend):
     root: Path
 
     def locks(self, project: str, stack: str) -> list[Lock]:
+        stacks = self.root / BOOKKEEPING / "stacks"
+        if not any((stacks / name).is_file() for name in checkpoint_names(project, stack)):
+            raise LocksUnreadable(
+                f"the runner finds no state of stack {stack!r} in {stacks}, so it cannot tell"
+                " whether a run holds the stack there")
         base = self.root / BOOKKEEPING / "locks"
         found = []
         for path in sorted(base.glob("**/*.json")) if base.is_dir() else []:
@@ -151,9 +172,11 @@ class PostgresBackend(Backend):
         table = dict(parse_qsl(parts.query)).get("table") or DEFAULT_POSTGRES_TABLE
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?", table):
             raise LocksUnreadable(f"the backend's table name {table!r} is not one the runner reads")
-        prefix = parts.path.strip("/")
+        # Pulumi puts the name into its SQL unquoted, so PostgreSQL folds it to lower case; and
+        # its blob prefix is the URL's decoded path (url.Parse's Path, backend.go).
+        prefix = unquote(parts.path).strip("/")
         dsn = urlunsplit(parts._replace(query=urlencode(query)))
-        return dsn, table.split("."), (prefix + "/" if prefix else "")
+        return dsn, table.lower().split("."), (prefix + "/" if prefix else "")
 
     def locks(self, project: str, stack: str) -> list[Lock]:
         try:
@@ -166,17 +189,23 @@ class PostgresBackend(Backend):
         dsn, table, prefix = self._target()
         lock_dir = f"{prefix}{BOOKKEEPING}/locks/"
         like = lock_dir.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        query = sql.SQL("SELECT key, data FROM {} WHERE key LIKE %s ORDER BY key").format(
+        checkpoints = [f"{prefix}{BOOKKEEPING}/stacks/{name}" for name in checkpoint_names(project, stack)]
+        locks = sql.SQL("SELECT key, data FROM {} WHERE key LIKE %s ORDER BY key").format(
             sql.Identifier(*table))
+        state = sql.SQL("SELECT count(*) FROM {} WHERE key = ANY(%s)").format(sql.Identifier(*table))
         try:
             with psycopg.connect(dsn, connect_timeout=10, autocommit=True) as connection:
                 exists = connection.execute("SELECT to_regclass(%s)", (".".join(table),)).fetchone()
-                if exists is None or exists[0] is None:
-                    return []  # no state was ever written there
-                rows = connection.execute(query, (like,)).fetchall()
+                held = exists is not None and exists[0] is not None and \
+                    (connection.execute(state, (checkpoints,)).fetchone() or (0,))[0] > 0
+                rows = connection.execute(locks, (like,)).fetchall() if held else []
         except psycopg.Error as exc:
             raise LocksUnreadable(
                 f"could not read the locks of {redact(self.url)}: {type(exc).__name__}") from None
+        if not held:
+            raise LocksUnreadable(
+                f"the runner finds no state of stack {stack!r} in {redact(self.url)}, so it cannot"
+                " tell whether a run holds the stack there")
         return [_lock_from(_blob(data)) for key, data in rows
                 if _is_lock_of(str(key)[len(lock_dir):], project, stack)]
 
@@ -189,6 +218,14 @@ def _blob(data: Any) -> bytes:
         return base64.b64decode(str(encoded))
     except ValueError:
         return b""
+
+
+def _account_home() -> str:
+    """The home directory Pulumi resolves `~` and its default PULUMI_HOME against: the user
+    account's, from the password database, whatever $HOME says (a CI container sets its own)."""
+    import pwd
+
+    return pwd.getpwuid(os.getuid()).pw_dir
 
 
 def resolve_url(project_dir: Path, environ: Mapping[str, str]) -> str | None:
@@ -204,7 +241,7 @@ def resolve_url(project_dir: Path, environ: Mapping[str, str]) -> str | None:
         backend = settings.get("backend") if isinstance(settings, dict) else None
         if isinstance(backend, dict) and backend.get("url"):
             return str(backend["url"])
-    home = Path(environ.get("PULUMI_HOME") or Path.home() / ".pulumi")
+    home = Path(environ.get("PULUMI_HOME") or Path(_account_home()) / ".pulumi")
     try:
         current = json.loads((home / "credentials.json").read_text()).get("current")
     except (OSError, ValueError, AttributeError):
@@ -221,15 +258,17 @@ def open_backend(url: str | None, project_dir: Path) -> Backend:
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     if scheme == "file":
         path = url.removeprefix("file://").split("?", 1)[0]
-        path = os.path.expanduser(path)
+        if path == "~" or path.startswith("~/"):  # as Pulumi does: the account's home, not $HOME
+            path = _account_home() + path[1:]
         return FileBackend(url, (project_dir / path).resolve() if not os.path.isabs(path) else Path(path))
     if scheme == "postgres":
         return PostgresBackend(url)
     if scheme in ("s3", "gs", "azblob"):
         raise LocksUnreadable(
-            f"the runner has no reader for {scheme}:// locks: check that no object exists under"
-            f" {redact(url)}/{BOOKKEEPING}/locks/<org>/<project>/<stack>/ (a running or killed"
-            " run), then delete keys by hand with `gitops delete-key`")
+            f"the runner has no reader for {scheme}:// locks, so it cannot tell whether a run holds"
+            f" the stack (its lock objects are under {redact(url)}/{BOOKKEEPING}/locks/); deleting"
+            " keys needs a backend whose locks it reads (file://, postgres://)")
     raise LocksUnreadable(
-        f"{redact(url)} is Pulumi Cloud or a backend the runner cannot read locks from: check the"
-        " stack's page for an update in progress, then delete keys by hand with `gitops delete-key`")
+        f"{redact(url)} is Pulumi Cloud or a backend the runner cannot read locks from, so it"
+        " cannot tell whether a run holds the stack (the service's stack page shows an update in"
+        " progress); deleting keys needs a backend whose locks it reads (file://, postgres://)")

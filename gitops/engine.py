@@ -136,6 +136,26 @@ class StackCommands:
             raise RuntimeError(f"could not export stack {stack!r}: {run.stderr.strip()}")
         return dict(json.loads(run.stdout).get("deployment") or {})
 
+    def history_starts(self, stack: str) -> list[float]:
+        """When each run in the stack's history started (unix seconds): the runs that ended.
+        A killed run leaves none."""
+        from datetime import datetime
+
+        run = self.run("stack", "history", "--json", stack=stack)
+        if run.returncode != 0:
+            raise RuntimeError(f"could not read the history of stack {stack!r}: {run.stderr.strip()}")
+        return [datetime.fromisoformat(str(entry["startTime"]).replace("Z", "+00:00")).timestamp()
+                for entry in json.loads(run.stdout or "[]") if entry.get("startTime")]
+
+    def stack_names(self) -> list[str]:
+        """The project's stacks in the backend, whether or not a stack file exists for them."""
+        cmd = ["pulumi", "stack", "ls", "--json", "--non-interactive", "--color", "never"]
+        proc = subprocess.run(cmd, cwd=self.directory, env=dict(self.env), capture_output=True,
+                              text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"could not list the project's stacks: {proc.stderr.strip()}")
+        return [str(entry["name"]).rsplit("/", 1)[-1] for entry in json.loads(proc.stdout or "[]")]
+
     def init(self, stack: str) -> None:
         run = self.run("stack", "init", stack=stack)
         if run.returncode != 0:

@@ -9,16 +9,22 @@ key is an **orphan** of stack S only when S can prove it made it:
    scope, key type, permission mode and the exact IP list.
 2. **The key did not exist when the create was planned.** The provider records, in the create's
    inputs, a digest of every apiKey the scope held when it checked the new key
-   (`preexisting_keys`): a key made by hand or by another stack before that moment can never
-   match.
-3. **Nothing else explains it.** No state of any stack on the same account (the same Binance uid,
-   whatever the host spelling or provider key) holds it; no other stack's pending create matches
-   it; and no more keys match than S had such pending creates.
+   (`preexisting_keys`) and when (`planned_at_ms`): a key made by hand or by another stack before
+   that moment can never match. A pending create recorded without them (by an earlier version)
+   proves nothing.
+3. **The pending create is the stack's last word.** Pulumi keeps a killed run's pending creates
+   in every later checkpoint until a refresh clears them; once any run of the stack has started
+   and ended after the create was planned (the stack's history), it proves nothing more: a key
+   made since under the same name could be anyone's.
+4. **Nothing else explains it.** No state of any stack of the project holds it (apiKeys are
+   unique, whichever account a stack's provider signs for now); no other stack's pending create
+   matches it; and no more keys match than S had such pending creates.
 
 A declared name is never proof: declaring `trader` does not make the live `trader` key of another
-desk ours. What the audit cannot prove is reported, never deleted. Deletion (gitops/runner.py)
-also requires that no run holds S's lock, read where the stack lives (gitops/backends.py), and
-reads the states again after the key list, so a create in flight is seen as one.
+desk ours. What the audit cannot prove is reported, never deleted. Deletion (gitops/audit.py)
+also requires that no run holds the lock of any stack on the account, read where the stacks live
+(gitops/backends.py), and reads the states again after the key list, so a create in flight is
+seen as one.
 
 A key younger than the stack's last checkpoint does **not** wait for a later audit: a killed run's
 orphan is by nature younger than its last checkpoint (the engine records the pending create, then
@@ -71,6 +77,8 @@ class PendingCreate:
     permission_mode: str | None
     ips: frozenset[str]
     preexisting: frozenset[str] | None  # None: recorded by a version that kept no digests
+    planned_at_ms: int | None = None  # None: likewise
+    superseded: bool = False  # a run of the stack started and ended after it was planned
 
     @property
     def identity(self) -> tuple[Any, ...]:
@@ -84,6 +92,7 @@ class PendingCreate:
             return None
         ips = inputs.get("ip_whitelist") or []
         preexisting = inputs.get("preexisting_keys")
+        planned = inputs.get("planned_at_ms")
         return cls(
             api_name=api_name,
             scope=str(inputs["symbol"]) if inputs.get("symbol") else None,
@@ -91,7 +100,13 @@ class PendingCreate:
             permission_mode=str(inputs["permission_mode"]) if inputs.get("permission_mode") else None,
             ips=frozenset(str(ip) for ip in ips if isinstance(ip, str)),
             preexisting=frozenset(map(str, preexisting)) if isinstance(preexisting, list) else None,
+            planned_at_ms=int(planned) if isinstance(planned, (int, float)) else None,
         )
+
+    @property
+    def proves(self) -> bool:
+        """Whether this pending create can prove a key is its orphan at all (module docstring)."""
+        return self.preexisting is not None and self.planned_at_ms is not None and not self.superseded
 
     def matches(self, key: ListedKey) -> bool:
         """The key is what this create sent: every field the exchange lists agrees."""
@@ -134,9 +149,13 @@ class Finding:
                 "verdict": self.verdict, "why": self.why, "deleted": self.deleted}
 
 
-def read_stack(name: str, uid: int | None, config: dict[str, str],
-               deployment: Mapping[str, Any]) -> StackKeys:
-    """What a stack's state (as `pulumi stack export` gives it, no secret needed) says."""
+def read_stack(name: str, uid: int | None, config: dict[str, str], deployment: Mapping[str, Any],
+               runs_started_s: Iterable[float] = ()) -> StackKeys:
+    """What a stack's state (as `pulumi stack export` gives it, no secret needed) says;
+    `runs_started_s`: when each run in the stack's history started (runs that ended)."""
+    import dataclasses
+
+    latest_run_s = max(runs_started_s, default=None)
     found = StackKeys(name, uid, config=config,
                       checkpoint=hashlib.sha256(json.dumps(deployment, sort_keys=True).encode()).hexdigest())
     for resource in deployment.get("resources") or []:
@@ -146,6 +165,10 @@ def read_stack(name: str, uid: int | None, config: dict[str, str],
         resource = operation.get("resource") or {}
         if operation.get("type") == "creating" and str(resource.get("type", "")).endswith(KEY_TYPE):
             pending = PendingCreate.from_inputs(resource.get("inputs") or {})
+            if pending is not None and pending.planned_at_ms is not None and latest_run_s is not None \
+                    and latest_run_s >= pending.planned_at_ms // 1000:
+                # History keeps whole seconds: a run in the same second counts as after.
+                pending = dataclasses.replace(pending, superseded=True)
             if pending is not None:
                 found.pending.append(pending)
     return found
@@ -153,7 +176,7 @@ def read_stack(name: str, uid: int | None, config: dict[str, str],
 
 def classify(listed: Iterable[ListedKey], own: StackKeys, others: list[StackKeys]) -> list[Finding]:
     """A verdict for each listed key that no state holds. `others`: every other stack of the
-    project on the same account, read after `listed` was taken."""
+    project, read after `listed` was taken."""
     managed = set().union(own.managed, *(s.managed for s in others))
     unheld = [k for k in listed if k.api_key not in managed]
     # How many of this stack's pending creates sent each identity, and how many unheld keys
@@ -174,6 +197,12 @@ def classify(listed: Iterable[ListedKey], own: StackKeys, others: list[StackKeys
             verdict, why = UNPROVEN, (f"{candidates[ours[0].identity]} keys match"
                                       f" {creates[ours[0].identity]} pending create(s) of this"
                                       " stack: which the run made cannot be told")
+        elif ours and not all(p.proves for p in ours):
+            stale = any(p.superseded for p in ours)
+            verdict, why = UNPROVEN, (
+                "it matches a pending create of this stack that a later run outlived (clear it:"
+                " `pulumi refresh --clear-pending-creates`)" if stale else
+                "it matches a pending create recorded by an earlier version, which kept no proof")
         elif ours:
             verdict, why = ORPHAN, "this stack's pending create (a killed run) made it"
         elif theirs:

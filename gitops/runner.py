@@ -142,6 +142,8 @@ def _lock_holder(project_dir: Path, name: str, lock_timeout_s: float) -> str | N
     be released; None when no run holds it (or the backend cannot be read: the CLI decides)."""
     backend = _backend(project_dir)
     if backend is None:
+        progress(name, "cannot tell whether another run holds this stack (the runner has no reader"
+                       " for this backend's locks); the engine's own lock still refuses a second update")
         return None
     from .audit import project_name
 
@@ -150,7 +152,8 @@ def _lock_holder(project_dir: Path, name: str, lock_timeout_s: float) -> str | N
     while True:
         try:
             held = backend.locks(project, name)
-        except backends.LocksUnreadable:
+        except backends.LocksUnreadable as exc:
+            progress(name, f"{exc}; the engine's own lock still refuses a second update")
             return None
         if not held:
             return None
@@ -364,24 +367,16 @@ COMMANDS = {
 }
 
 
-def run_stack(project_dir: Path, name: str, operation: str,
-              accounts: audit.Accounts | None = None, lock_timeout_s: float = 0.0) -> StackResult:
-    """One operation on one stack; orphans are only listed here (see delete_orphans), from
-    `accounts`: what every stack of the project says of its account, read once per run. A stack
-    another run holds is `busy`: reported with who holds it, never run and never failed."""
+def run_stack(project_dir: Path, name: str, operation: str, lock_timeout_s: float = 0.0) -> StackResult:
+    """One operation on one stack (COMMANDS). A stack another run holds is `busy`: reported with
+    who holds it, never run and never failed."""
     result = StackResult(stack=name, operation=operation)
     start = time.monotonic()
     progress(name, f"== {operation} started")
     events = Events()
     try:
         commands = _commands(project_dir, name)
-        if operation == "orphans":
-            # Every stack of the project counts, whatever is selected (run() reads them once).
-            if accounts is None:
-                accounts = audit.read_accounts(lambda s: _commands(project_dir, s),
-                                               discover_stacks(project_dir), 1)
-            result.orphans = audit.audit(name, accounts)
-        elif operation in COMMANDS:
+        if operation in COMMANDS:
             result.busy = _lock_holder(project_dir, name, lock_timeout_s)
             if result.busy is None:
                 run, logged = _operation(commands, name, operation)
@@ -432,14 +427,43 @@ def run(project_dir: Path, operation: str, stacks: list[str], parallel: int,
         lock_timeout_s: float = 0.0) -> list[StackResult]:
     if operation not in OPERATIONS:
         raise ValueError(f"operation must be one of {', '.join(OPERATIONS)}")
-    accounts = None
     if operation == "orphans":
-        # Every stack of the project, whatever --stacks selects: each read once for all audits.
-        accounts = audit.read_accounts(lambda s: _commands(project_dir, s),
-                                       discover_stacks(project_dir), parallel)
+        return audit_orphans(project_dir, stacks, parallel)
     with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
-        return list(pool.map(lambda s: run_stack(project_dir, s, operation, accounts, lock_timeout_s),
-                             stacks))
+        return list(pool.map(lambda s: run_stack(project_dir, s, operation, lock_timeout_s), stacks))
+
+
+def _project(project_dir: Path, parallel: int = 4) -> audit.Project:
+    """Every stack of the project as the audit reads them: each stack file, and every stack the
+    backend holds for the project (gitops/audit.py)."""
+    return audit.Project.read(project_dir, lambda s: _commands(project_dir, s),
+                              discover_stacks(project_dir), parallel)
+
+
+def audit_orphans(project_dir: Path, stacks: list[str], parallel: int) -> list[StackResult]:
+    """The orphan audit of `stacks`; every stack of the project counts, whatever is selected."""
+    start = time.monotonic()
+    for name in stacks:
+        progress(name, "== orphans started")
+    project = _project(project_dir, parallel)
+    found = audit.audit(project, stacks, lambda name: functools.partial(progress, name))
+    results = []
+    for name in stacks:
+        result = StackResult(stack=name, operation="orphans")
+        outcome = found[name]
+        if isinstance(outcome, audit.Busy):
+            result.busy = str(outcome)
+        elif isinstance(outcome, Exception):
+            result.ok, result.error = False, our_words(_error_text(outcome))
+        else:
+            result.orphans = outcome
+        result.duration_s = round(time.monotonic() - start, 2)
+        verdict = ("failed: " + (result.error or "") if not result.ok
+                   else f"not run: {result.busy}" if result.busy else "done")
+        progress(name, f"== orphans {verdict} in {result.duration_s:.1f}s")
+        results.append(result)
+    end_leftover_plugins(project_dir)
+    return results
 
 
 def preflight(project_dir: Path, name: str, record: Path | None = None) -> list[Any]:
@@ -470,14 +494,16 @@ def exit_special_key_mode(project_dir: Path, name: str, confirm: Callable[[str],
     project on that account, which the 24 hours stop too; asks `confirm`; then refreshes the stack
     so its state shows the keys gone."""
     commands = _commands(project_dir, name)
-    accounts = audit.read_accounts(lambda s: _commands(project_dir, s),
-                                   discover_stacks(project_dir), 4)
+    project = _project(project_dir)
     try:
-        own, same = audit._same_account(name, accounts)
+        own_account, same_names = project.account(name)
+        states = project.states([*same_names, name])
     except audit.Refused as exc:
         progress(name, f"not sent: {exc}")
         return 1
-    client = audit.account_keys(own.config).client
+    own = states[name]
+    same = [states[n] for n in same_names]
+    client = audit.account_keys(own_account.config).client
     doomed = client.list_special_keys(None)
     holders = {key: s.stack for s in [own, *same] for key in s.managed}
     progress(name, f"account at {client.base_url}: {len(doomed)} cross margin special key(s)"
@@ -502,8 +528,8 @@ def exit_special_key_mode(project_dir: Path, name: str, confirm: Callable[[str],
 def delete_orphans(project_dir: Path, results: list[StackResult],
                    confirm: Callable[[str], bool]) -> bool:
     """Delete, by apiKey, the keys each stack provably made and lost (gitops/audit.py): only
-    after `confirm`, and never while a run holds the stack's lock or where the runner cannot tell.
-    Every other verdict is reported and never touched."""
+    after `confirm`, and never while a run holds a stack of the account or where the runner
+    cannot tell. Every other verdict is reported and never touched."""
     doomed = [(r.stack, f) for r in results if r.ok for f in r.orphans if f.verdict == orphans.ORPHAN]
     if not doomed:
         return True
@@ -512,15 +538,12 @@ def delete_orphans(project_dir: Path, results: list[StackResult],
         print(f"  [{stack}] {f.api_key} {f.api_name!r} on {f.scope}", file=sys.stderr)
     if not confirm(f"delete {len(doomed)} orphaned key(s)"):
         return False
-    accounts = audit.read_accounts(lambda s: _commands(project_dir, s),
-                                   discover_stacks(project_dir), 4)
+    project = _project(project_dir)
     everything_deleted = True
     for stack in dict.fromkeys(s for s, _ in doomed):
         shown = {f.api_key: f for s, f in doomed if s == stack}
         try:
-            gone = audit.delete_proven(project_dir, stack, set(shown), accounts,
-                                       lambda s: _commands(project_dir, s),
-                                       functools.partial(progress, stack))
+            gone = audit.delete_proven(project, stack, set(shown), functools.partial(progress, stack))
         except audit.Refused as exc:
             progress(stack, f"refusing to delete: {exc}")
             everything_deleted = False
@@ -533,7 +556,5 @@ def delete_orphans(project_dir: Path, results: list[StackResult],
 
 def delete_key(project_dir: Path, stack: str, api_key: str, confirm: Callable[[str], bool]) -> int:
     """`delete-key`: one key a person names, on one stack's account (gitops/audit.py)."""
-    accounts = audit.read_accounts(lambda s: _commands(project_dir, s),
-                                   discover_stacks(project_dir), 4)
-    return audit.delete_key(project_dir, stack, api_key, accounts, confirm,
-                            lambda line: progress(stack, line))
+    return audit.delete_key(_project(project_dir), stack, api_key, confirm,
+                            functools.partial(progress, stack))

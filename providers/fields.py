@@ -69,6 +69,9 @@ FIELDS: tuple[Field, ...] = (
     Field("preexisting_keys", None, "record",
           "digests of the apiKeys the key's scope held when its create was planned: the orphan"
           " audit's proof that a key on the exchange is not one of them"),
+    Field("planned_at_ms", None, "record",
+          "when the key's create was planned (ms since 1970): a killed run's pending create is"
+          " proof only until a later run of the stack"),
     Field("api_key", None, "output", "the key's apiKey"),
     Field("private_key", None, "output", "the generated private key PEM", sensitive=True),
     Field("secret_key", None, "output", "the HMAC secret Binance made", sensitive=True),

@@ -129,10 +129,11 @@ class MarginSpecialKeyProvider(ResourceProvider):
                 # it calls create: the orphan audit's proof that no key listed now is the one a
                 # killed run made (gitops/orphans.py).
                 inputs["preexisting_keys"] = self._keys().preexisting(inputs.get("symbol"))
+                inputs["planned_at_ms"] = int(time.time() * 1000)
             except BinanceError as exc:
                 result.append(CheckFailure("", str(exc)))
-        elif isinstance(olds.get("preexisting_keys"), list):
-            inputs["preexisting_keys"] = olds["preexisting_keys"]  # a record, never re-planned
+        else:  # a record, never planned again
+            inputs.update({k: olds[k] for k in fields.RECORD_FIELDS if k in olds})
         return CheckResult(inputs, result)
 
     @_one_message

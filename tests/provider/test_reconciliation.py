@@ -275,5 +275,7 @@ def test_a_planned_create_records_which_keys_its_scope_already_held(
     again = provider.check(planned, {"__provider": "blob", "api_name": "new-key",
                                      "ip_whitelist": ["198.51.100.7"]})
     assert again.inputs["preexisting_keys"] == planned["preexisting_keys"]
+    assert again.inputs["planned_at_ms"] == planned["planned_at_ms"]
+    assert abs(planned["planned_at_ms"] - time.time() * 1000) < 60_000
     assert key_digest(created.id) not in planned["preexisting_keys"]
     assert all(len(d) == 16 and cross.api_key not in d for d in planned["preexisting_keys"])

@@ -24,22 +24,30 @@ def key(api_key: str, name: str = "a3", scope: str | None = None, ips: list[str]
     return ListedKey(api_key, name, scope, frozenset(IPS if ips is None else ips), key_type, mode)
 
 
+PLANNED_MS = 1_780_000_000_000
+
+
 def pending(name: str = "a3", symbol: str | None = None, ips: list[str] | None = None,
-            preexisting: list[str] | None = None, **more: Any) -> dict[str, Any]:
+            preexisting: list[str] | None = (), planned_at_ms: int | None = PLANNED_MS,  # type: ignore[assignment]
+            **more: Any) -> dict[str, Any]:
     """A pending create as `pulumi stack export` shows one a killed run left."""
     inputs = {"api_name": name, "ip_whitelist": IPS if ips is None else ips, "key_type": "ED25519",
               "permission_mode": "TRADE", **more}
     if symbol:
         inputs["symbol"] = symbol
     if preexisting is not None:
-        inputs["preexisting_keys"] = preexisting
+        inputs["preexisting_keys"] = list(preexisting)
+    if planned_at_ms is not None:
+        inputs["planned_at_ms"] = planned_at_ms
     return {"type": "creating", "resource": {"type": "pulumi-python:dynamic/binance:MarginSpecialKey",
                                              "inputs": inputs}}
 
 
-def stack(name: str, *creates: dict[str, Any], managed: tuple[str, ...] = (), uid: int = 1) -> StackKeys:
+def stack(name: str, *creates: dict[str, Any], managed: tuple[str, ...] = (), uid: int = 1,
+          runs_started_s: tuple[float, ...] = (PLANNED_MS / 1000 - 3600,)) -> StackKeys:
     resources = [{"type": "pulumi-python:dynamic/binance:MarginSpecialKey", "id": k} for k in managed]
-    return read_stack(name, uid, {}, {"resources": resources, "pending_operations": list(creates)})
+    return read_stack(name, uid, {}, {"resources": resources, "pending_operations": list(creates)},
+                      runs_started_s)
 
 
 def verdicts(listed: list[ListedKey], own: StackKeys, *others: StackKeys) -> dict[str, str]:
@@ -47,7 +55,7 @@ def verdicts(listed: list[ListedKey], own: StackKeys, *others: StackKeys) -> dic
 
 
 def test_a_key_its_own_pending_create_explains_is_an_orphan() -> None:
-    assert verdicts([key("K1")], stack("a", pending(preexisting=[]))) == {"K1": ORPHAN}
+    assert verdicts([key("K1")], stack("a", pending())) == {"K1": ORPHAN}
 
 
 def test_a_declared_name_is_never_proof() -> None:
@@ -101,3 +109,20 @@ def test_an_adoption_and_other_pending_operations_make_no_key() -> None:
 def test_every_state_write_changes_the_checkpoint_digest() -> None:
     assert stack("a").checkpoint != stack("a", pending()).checkpoint
     assert stack("a").checkpoint == stack("a").checkpoint
+
+
+def test_a_pending_create_a_later_run_outlived_proves_nothing() -> None:
+    """Pulumi keeps a killed run's pending create in every later checkpoint until a refresh
+    clears it: once a run started (and ended) after it, a key made since under the same name
+    could be anyone's."""
+    later = (PLANNED_MS / 1000 - 3600, PLANNED_MS / 1000 + 86400)
+    [finding] = classify([key("K1")], stack("a", pending(), runs_started_s=later), [])
+    assert finding.verdict == UNPROVEN and "--clear-pending-creates" in finding.why
+    same_second = (PLANNED_MS // 1000,)
+    assert verdicts([key("K1")], stack("a", pending(), runs_started_s=same_second)) == {"K1": UNPROVEN}
+
+
+def test_a_pending_create_an_earlier_version_recorded_proves_nothing() -> None:
+    for old in (pending(preexisting=None), pending(planned_at_ms=None)):
+        [finding] = classify([key("K1")], stack("a", old), [])
+        assert finding.verdict == UNPROVEN and "earlier version" in finding.why
