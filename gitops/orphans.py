@@ -8,10 +8,10 @@ key is an **orphan** of stack S only when S can prove it made it:
    writes S's state. The key must match that create in everything the exchange lists: apiName,
    scope, key type, permission mode and the exact IP list.
 2. **The key did not exist when the create was planned.** The provider records, in the create's
-   inputs, a digest of every apiKey the scope held when it checked the new key
-   (`preexisting_keys`) and when (`planned_at_ms`): a key made by hand or by another stack before
-   that moment can never match. A pending create recorded without them (by an earlier version)
-   proves nothing.
+   inputs (`__create_plan`: state_format.CREATE_PLAN_KEY), a digest of every apiKey the scope
+   held when it checked the new key (`preexisting_keys`) and when (`planned_at_ms`): a key made
+   by hand or by another stack before that moment can never match. A pending create recorded
+   without them (by an earlier version) proves nothing.
 3. **The pending create is the stack's last word.** Pulumi keeps a killed run's pending creates
    in every later checkpoint until a refresh clears them; once any run of the stack has started
    and ended after the create was planned (the stack's history), it proves nothing more: a key
@@ -91,8 +91,12 @@ class PendingCreate:
         if not isinstance(api_name, str) or inputs.get("adopt_api_key"):
             return None
         ips = inputs.get("ip_whitelist") or []
-        preexisting = inputs.get("preexisting_keys")
-        planned = inputs.get("planned_at_ms")
+        from margin_special_keys.state_format import CREATE_PLAN_KEY
+
+        plan = inputs.get(CREATE_PLAN_KEY)
+        plan = plan if isinstance(plan, dict) else {}
+        preexisting = plan.get("preexisting_keys")
+        planned = plan.get("planned_at_ms")
         return cls(
             api_name=api_name,
             scope=str(inputs["symbol"]) if inputs.get("symbol") else None,

@@ -100,14 +100,42 @@ def md(text: object) -> str:
 NEW_CREDENTIALS = "⚠️ new credentials: the trading system must switch to the new key"
 
 
-def describe_step(stack: str, step: dict[str, Any]) -> str:
-    fields = ", ".join(step.get("fields") or [])
-    line = f"- `{md(stack)}` · **{md(step['key'])}** · {md(step['op'])}"
+def describe_step(stack: str, step: dict[str, Any], operation: str = "preview") -> str:
+    """One line per key that changes: how, why, and (for what a summary may show) what Binance
+    holds against what is declared; the drift check says it from the exchange's side."""
+    line = f"- `{md(stack)}` · **{md(step['key'])}** · "
+    if step.get("gone"):
+        return line + f"gone from Binance: the next up makes a new key — {NEW_CREDENTIALS}"
+    line += md(step["op"])
     if step["op"] == "replace":
-        why = ", ".join(step.get("because") or []) or fields
-        why = why.replace("rotateAfterDays", "age (rotateAfterDays)")
-        return f"{line} because of {md(why)} — {NEW_CREDENTIALS}"
-    return f"{line} ({md(fields)})" if fields else line
+        names = step.get("because") or step.get("fields") or []
+        why = [_field_values(step, name, operation) for name in names]
+        text = "; ".join(why).replace("rotateAfterDays", "age (rotateAfterDays)")
+        return f"{line} because of {text} — {NEW_CREDENTIALS}"
+    fields = step.get("fields") or []
+    if not fields:
+        return line
+    values = [_field_values(step, name, operation) for name in fields
+              if name in (step.get("binance") or {})]
+    return f"{line} ({md(', '.join(fields))})" + (f": {'; '.join(values)}" if values else "")
+
+
+def _field_values(step: dict[str, Any], name: str, operation: str) -> str:
+    """A field as a summary line names it: with what Binance holds and what is declared, where
+    the step carries them (never for a sensitive field)."""
+    held = step.get("binance") or {}
+    if name not in held:
+        return md(name)
+    if name != "ipWhitelist":
+        return f"{md(name)}: Binance {md(held[name])}, declared {md((step.get('declared') or {}).get(name))}"
+    extra, missing = step.get("ipsOnlyOnBinance") or [], step.get("ipsOnlyDeclared") or []
+    if operation == "drift":
+        parts = ([f"on Binance, not declared: {md(', '.join(extra))}"] if extra else []) + \
+                ([f"declared, not on Binance: {md(', '.join(missing))}"] if missing else [])
+    else:
+        parts = ([f"adds {md(', '.join(missing))}"] if missing else []) + \
+                ([f"removes {md(', '.join(extra))}"] if extra else [])
+    return "; ".join(parts) or md(name)
 
 
 def markdown(results: Iterable[StackResult], operation: str) -> str:
@@ -126,7 +154,7 @@ def markdown(results: Iterable[StackResult], operation: str) -> str:
             f"| `{md(r.stack)}` | {_status(r)} | {r.count('create')} | {r.count('update')} |"
             f" {r.count('replace')} | {r.count('delete')} | {md(error)} | {r.duration_s:.1f}s |"
         )
-    changes = [describe_step(r.stack, step) for r in results for step in r.steps]
+    changes = [describe_step(r.stack, step, operation) for r in results for step in r.steps]
     if changes:
         rows += ["", "Keys that change:", "", *changes]
     busy = [r for r in results if r.busy]

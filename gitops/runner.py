@@ -230,7 +230,9 @@ class Events:
         self.events = events or []
 
     def key_steps(self) -> list[dict[str, Any]]:
-        """One entry per special key that changes (never the Stack or a provider resource)."""
+        """One entry per special key that changes (never the Stack or a provider resource): its
+        operation, the fields (stack-config names) and why, and what Binance holds against what
+        is declared for each changed field a summary may show (never a sensitive one)."""
         from margin_special_keys.fields import DIFF_FIELDS, PYTHON_TO_CONFIG
 
         steps: dict[str, dict[str, Any]] = {}
@@ -247,6 +249,7 @@ class Events:
                 step["op"] = "replace"
             changed = list(meta.get("diffs") or []) + [re.split(r"[.\[]", path, maxsplit=1)[0]
                                                        for path in (meta.get("detailedDiff") or {})]
+            held = (meta.get("old") or {}).get("outputs")
             old_inputs = (meta.get("old") or {}).get("inputs")
             new_inputs = (meta.get("new") or {}).get("inputs")
             if op == "update" and not changed and old_inputs is not None and new_inputs is not None:
@@ -260,7 +263,22 @@ class Events:
                 shown = PYTHON_TO_CONFIG.get(field_name, field_name)
                 if shown not in step["because"]:
                     step["because"].append(shown)
+            if held is not None and new_inputs is not None:
+                step.update(_held_and_declared(held, new_inputs, [*changed, *(meta.get("keys") or [])]))
+            if op == "create" and name in self._gone():
+                step["gone"] = True
         return list(steps.values())
+
+    def _gone(self) -> set[str]:
+        """The keys this run's refresh found gone from the exchange: their state left, so the
+        plan makes them again."""
+        gone = set()
+        for event in self.events:
+            meta = (event.get("resOutputsEvent") or {}).get("metadata") or {}
+            if str(meta.get("type", "")).endswith("MarginSpecialKey") and meta.get("op") == "refresh" \
+                    and meta.get("old") and not meta.get("new"):
+                gone.add(str(meta.get("urn", "")).rsplit("::", 1)[-1])
+        return gone
 
     def changes(self) -> dict[str, int]:
         """The summary's resource changes (the last summary: an update's, not its preview's)."""
@@ -283,6 +301,30 @@ class Events:
             if text not in found:
                 found.append(text)
         return found
+
+
+# Fields whose values a summary may show beside the key: what a person on call needs to see what
+# changed. Never a sensitive one (fields.py), never keepers (they may carry a note).
+SHOWN_VALUES = ("ip_whitelist", "key_type", "permission_mode", "symbol", "api_name", "rsa_bits")
+
+
+def _held_and_declared(held: dict[str, Any], declared: dict[str, Any],
+                       changed: list[str]) -> dict[str, Any]:
+    """What Binance holds (the refreshed state) against what is declared, for each changed field
+    a summary may show; for the IP list, the addresses only one side has."""
+    from margin_special_keys.fields import PYTHON_TO_CONFIG
+
+    shown = [f for f in SHOWN_VALUES if f in changed]
+    out: dict[str, Any] = {
+        "binance": {PYTHON_TO_CONFIG[f]: held.get(f) for f in shown},
+        "declared": {PYTHON_TO_CONFIG[f]: declared.get(f) for f in shown},
+    }
+    if "ip_whitelist" in shown:
+        on_binance = set(held.get("ip_whitelist") or [])
+        wanted = set(declared.get("ip_whitelist") or [])
+        out["ipsOnlyOnBinance"] = sorted(on_binance - wanted)
+        out["ipsOnlyDeclared"] = sorted(wanted - on_binance)
+    return out
 
 
 def _counts(steps: list[dict[str, Any]]) -> dict[str, int]:

@@ -8,8 +8,6 @@ this table. A field's `role` says what a change of it does:
 - `update`:   the exchange edits it in place;
 - `state`:    kept in the state only; a change touches nothing on the exchange;
 - `adopt`:    how an existing key is taken over at create; never compared, never an output;
-- `record`:   written by the provider when it plans a create, kept in inputs and state, never
-              compared and never set by a user;
 - `output`:   computed by the provider.
 
 `python -m margin_special_keys.fields` prints the README's table.
@@ -21,7 +19,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Literal
 
-Role = Literal["identity", "update", "state", "adopt", "record", "output"]
+Role = Literal["identity", "update", "state", "adopt", "output"]
 
 
 @dataclass(frozen=True)
@@ -66,12 +64,6 @@ FIELDS: tuple[Field, ...] = (
           "the adopted Ed25519 or RSA key's private key PEM (set with --secret)", sensitive=True),
     Field("adopt_secret_key", "adoptSecretKey", "adopt",
           "the adopted HMAC key's secret (set with --secret)", sensitive=True),
-    Field("preexisting_keys", None, "record",
-          "digests of the apiKeys the key's scope held when its create was planned: the orphan"
-          " audit's proof that a key on the exchange is not one of them"),
-    Field("planned_at_ms", None, "record",
-          "when the key's create was planned (ms since 1970): a killed run's pending create is"
-          " proof only until a later run of the stack"),
     Field("api_key", None, "output", "the key's apiKey"),
     Field("private_key", None, "output", "the generated private key PEM", sensitive=True),
     Field("secret_key", None, "output", "the HMAC secret Binance made", sensitive=True),
@@ -95,7 +87,6 @@ IDENTITY_FIELDS = names("identity")
 UPDATE_FIELDS = names("update")
 STATE_FIELDS = names("state")
 ADOPT_FIELDS = names("adopt")
-RECORD_FIELDS = names("record")
 OUTPUT_FIELDS = names("output")
 DIFF_FIELDS = names("identity", "update", "state")
 INPUT_FIELDS = names("identity", "update", "state", "adopt")
@@ -113,7 +104,7 @@ def default(name: str) -> Any:
 def markdown_table() -> str:
     """The README's field table."""
     what = {"identity": "replaces the key", "update": "edited in place", "state": "state only",
-            "adopt": "at adoption", "record": "set by the provider", "output": "output"}
+            "adopt": "at adoption", "output": "output"}
     rows = ["| stack config | Python | a change | default | never echoed | what it is |",
             "|---|---|---|---|---|---|"]
     for f in FIELDS:

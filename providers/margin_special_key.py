@@ -27,7 +27,7 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
-from . import fields, spec, state_format
+from . import spec, state_format
 from .account import AccountKeys, NewKey
 from .binance.errors import BinanceError, ConfigurationError
 from .key_type import KeyType
@@ -128,12 +128,11 @@ class MarginSpecialKeyProvider(ResourceProvider):
                 # Recorded in the create's inputs, which the engine writes into the state before
                 # it calls create: the orphan audit's proof that no key listed now is the one a
                 # killed run made (gitops/orphans.py).
-                inputs["preexisting_keys"] = self._keys().preexisting(inputs.get("symbol"))
-                inputs["planned_at_ms"] = int(time.time() * 1000)
+                inputs[state_format.CREATE_PLAN_KEY] = {
+                    "preexisting_keys": self._keys().preexisting(inputs.get("symbol")),
+                    "planned_at_ms": int(time.time() * 1000)}
             except BinanceError as exc:
                 result.append(CheckFailure("", str(exc)))
-        else:  # a record, never planned again
-            inputs.update({k: olds[k] for k in fields.RECORD_FIELDS if k in olds})
         return CheckResult(inputs, result)
 
     @_one_message
@@ -245,9 +244,11 @@ class MarginSpecialKeyProvider(ResourceProvider):
             "api_name": key.api_name,
             "ip_whitelist": spec.held_ips(key.ips),
         }
-        if old.get("key_type") == KeyType.ED25519 and key.permission_mode:
+        if key.key_type is not None:  # as the exchange lists it, when it says
+            outs["key_type"] = key.key_type.value
+        if outs.get("key_type") == KeyType.ED25519 and key.permission_mode:
             outs["permission_mode"] = key.permission_mode
-        inputs = {k: outs[k] for k in (*spec.INPUT_FIELDS, *fields.RECORD_FIELDS) if k in outs}
+        inputs = {k: outs[k] for k in spec.INPUT_FIELDS if k in outs}
         if outs.get("key_origin") != "provided":
             inputs.pop("public_key", None)
         return ReadResult(id_, outs, inputs)

@@ -24,6 +24,23 @@ def _secret(value: pulumi.Input[str] | None) -> pulumi.Output[str] | None:
     return None if value is None else pulumi.Output.secret(value)
 
 
+def _as_checked(props: dict[str, Any]) -> dict[str, Any]:
+    """The declaration as the provider's check returns it (normalized, defaults filled), when
+    every value is known here: the engine then holds the same inputs in the program's goal as in
+    the state, so a refresh shows no field appearing or disappearing because of a default. A
+    declaration with values not known yet (outputs of other resources, secrets) or one check would
+    refuse goes as it is; the provider's check says what is wrong with it."""
+    import inspect
+
+    given = {k: v for k, v in props.items() if v is not None}
+    if any(isinstance(v, pulumi.Output) or inspect.isawaitable(v) for v in given.values()):
+        return props
+    from . import spec
+
+    checked, failures = spec.check_inputs(given)
+    return props if failures else {**dict.fromkeys(props), **checked}
+
+
 class MarginSpecialKey(Resource, module="binance", name="MarginSpecialKey"):
     """A Binance margin special key (low-latency trading), VIP 7+ accounts.
 
@@ -89,6 +106,7 @@ class MarginSpecialKey(Resource, module="binance", name="MarginSpecialKey"):
             "delete_before_replace": True if opts and opts.delete_before_replace else None,
             "provider": _provider_fingerprint(),
         }
+        props = _as_checked(props)
         props.update({name: None for name in fields.OUTPUT_FIELDS})
         secrets = pulumi.ResourceOptions(additional_secret_outputs=fields.SECRET_OUTPUTS)
         merged = pulumi.ResourceOptions.merge(opts, secrets) if opts else secrets

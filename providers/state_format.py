@@ -35,3 +35,11 @@ def pickled_module_is_legacy(props: Mapping[str, Any]) -> bool:
     # tests/unit/test_pickled_provider.py); a module whose name merely contains it cannot match,
     # since the length byte before it would differ.
     return any(len(m).to_bytes(1, "little") + m.encode() in raw for m in LEGACY_PROVIDER_MODULES)
+
+
+# What the provider records in a new key's inputs when it plans the create, under a key the engine
+# treats as internal (a `__` prefix: never shown in a diff, never compared by ours): the engine
+# writes it into the state's pending create before it calls create, and the orphan audit reads it
+# back (gitops/orphans.py). {"preexisting_keys": [digests of the apiKeys the scope held],
+# "planned_at_ms": when}. Later checks do not carry it: it only matters while a create is pending.
+CREATE_PLAN_KEY = "__create_plan"

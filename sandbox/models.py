@@ -289,6 +289,19 @@ class Exchange:
             tx.set_flags(account_id, flags)
         return flags
 
+    def set_key_permission_mode(self, api_key: str, mode: str) -> dict[str, Any]:
+        """A special key's permission mode changed behind every client's back: Binance offers no
+        such call, but a key can be listed otherwise than it was made (a support action, a key
+        made again by hand under the same name). For rehearsing drift only."""
+        if mode not in ("TRADE", "READ"):
+            raise ValueError("permissionMode must be TRADE or READ")
+        with self.store.transaction() as tx:
+            key = tx.key(api_key)
+            if key is None or not key.is_special:
+                raise KeyError(f"no special key {api_key}")
+            tx.set_permission_mode(api_key, mode)
+        return {"apiKey": api_key, "permissionMode": mode}
+
     def set_caller_address(self, account_id: str, address: str | None) -> dict[str, Any]:
         """The public address a loopback caller of this account stands for, or None to clear it.
 

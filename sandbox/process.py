@@ -108,6 +108,10 @@ class SandboxProcess:
     def set_account(self, account_id: str, **flags: Any) -> dict[str, Any]:
         return dict(self.admin("POST", f"accounts/{account_id}", flags))
 
+    def set_key_permission_mode(self, api_key: str, mode: str) -> None:
+        """Drift rehearsal: the key is listed with another permission mode from now on."""
+        self.admin("POST", f"keys/{api_key}", {"permissionMode": mode})
+
     def set_caller_address(self, account_id: str, address: str | None) -> None:
         """The public address this account's requests (from loopback) stand for, as special key
         whitelists see them; None clears it."""

@@ -342,6 +342,10 @@ class RequestHandler(BaseHTTPRequestHandler):
                     str(data["accountId"]), str(data["address"])))
             elif (method, path) == ("DELETE", "/admin/caller-address"):
                 self._answer(200, self.server.exchange.set_caller_address(str(data["accountId"]), None))
+            elif method == "POST" and path.startswith("/admin/keys/"):
+                # Drift rehearsal: a key listed otherwise than it was made.
+                self._answer(200, self.server.exchange.set_key_permission_mode(
+                    path.removeprefix("/admin/keys/"), str(data["permissionMode"])))
             elif method == "POST" and path.startswith("/admin/accounts/"):
                 account_id = path.removeprefix("/admin/accounts/")
                 self._answer(200, self.server.exchange.set_account_flags(account_id, data))

@@ -156,6 +156,9 @@ class Transaction:
             "UPDATE api_keys SET ips = ? WHERE api_key = ?", (json.dumps(list(ips)), api_key)
         )
 
+    def set_permission_mode(self, api_key: str, mode: str) -> None:
+        self._conn.execute("UPDATE api_keys SET permission_mode = ? WHERE api_key = ?", (mode, api_key))
+
     def delete_key(self, api_key: str) -> None:
         self._conn.execute("DELETE FROM api_keys WHERE api_key = ?", (api_key,))
 

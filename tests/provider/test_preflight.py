@@ -108,3 +108,20 @@ def test_a_recording_holds_every_answer_and_nothing_secret(
             assert line.encode() not in raw
     assert all(f.stat().st_mode & 0o077 == 0 for f in files)
     assert b"REDACTEDKEY" in raw
+
+
+def test_every_check_the_docs_name_is_a_row_the_preflight_prints(
+        fresh: SandboxProcess, account: SandboxAccount) -> None:
+    import re
+
+    from margin_special_keys.gitops.preflight import CHECKS
+    from tests.harness import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("<!-- preflight:start -->", 1)[1].split("<!-- preflight:end -->", 1)[0]
+    documented = [re.sub(r" <[^>]+>$", "", m) for m in re.findall(r"^\s*- `([^`]+)`:", block, re.M)]
+    assert documented == list(CHECKS)
+    fresh.script_client(account).create_special_key("desk", None, ["10.0.0.1"], None, None)
+    printed = [row.check.split(" ")[0] if row.check.startswith(("pair ", "name ")) else row.check
+               for row in rows_of(fresh, account).values()]
+    assert printed == list(CHECKS)  # every row, in the documented order, withdrawals included

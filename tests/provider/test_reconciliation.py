@@ -261,21 +261,19 @@ def test_a_planned_create_records_which_keys_its_scope_already_held(
 ) -> None:
     """The orphan audit's proof (gitops/orphans.py): the engine writes these inputs into the
     state before it calls create, so a killed run's pending create says which keys it did not
-    make. A key made later under the same name is not among them; the record never changes."""
+    make, and when it was planned. A key made later under the same name is not among them."""
     from margin_special_keys.account import key_digest
 
     script = sandbox.script_client(account)
     cross = script.create_special_key("by-hand", None, ["10.0.0.9"], None, None)
     isolated = script.create_special_key("by-hand", "BTCUSDT", ["10.0.0.9"], None, None)
     planned = checked(provider, api_name="new-key")
-    assert planned["preexisting_keys"] == [key_digest(cross.api_key)]
-    assert checked(provider, api_name="new-pair-key", symbol="BTCUSDT")["preexisting_keys"] == [
-        key_digest(isolated.api_key)]
+    assert planned["__create_plan"]["preexisting_keys"] == [key_digest(cross.api_key)]
+    assert checked(provider, api_name="new-pair-key", symbol="BTCUSDT")["__create_plan"][
+        "preexisting_keys"] == [key_digest(isolated.api_key)]
     created = provider.create({"__provider": "blob", **planned})
-    again = provider.check(planned, {"__provider": "blob", "api_name": "new-key",
-                                     "ip_whitelist": ["198.51.100.7"]})
-    assert again.inputs["preexisting_keys"] == planned["preexisting_keys"]
-    assert again.inputs["planned_at_ms"] == planned["planned_at_ms"]
-    assert abs(planned["planned_at_ms"] - time.time() * 1000) < 60_000
-    assert key_digest(created.id) not in planned["preexisting_keys"]
-    assert all(len(d) == 16 and cross.api_key not in d for d in planned["preexisting_keys"])
+    assert "__create_plan" not in (created.outs or {})  # a record of the plan, never an output
+    assert abs(planned["__create_plan"]["planned_at_ms"] - time.time() * 1000) < 60_000
+    assert key_digest(created.id) not in planned["__create_plan"]["preexisting_keys"]
+    digests = planned["__create_plan"]["preexisting_keys"]
+    assert all(len(d) == 16 and cross.api_key not in d for d in digests)

@@ -209,3 +209,15 @@ def test_the_caller_address_route_refuses_what_no_whitelist_can_hold(sandbox: Sa
                             headers={"X-Sandbox-Admin-Token": token})
     assert unknown.status_code == 400
     assert error_code(unknown) == -1000
+
+
+def test_a_keys_listed_mode_can_be_changed_for_a_drift_rehearsal_only_on_special_keys(ex: Exchange) -> None:
+    made = ex.create_account()
+    key = special(ex, made.account)
+    assert ex.set_key_permission_mode(key, "READ") == {"apiKey": key, "permissionMode": "READ"}
+    [listed] = ex.list_special_keys(made.account, None)
+    assert listed["permissionMode"] == "READ"
+    with pytest.raises(ValueError):
+        ex.set_key_permission_mode(key, "ADMIN")
+    with pytest.raises(KeyError):
+        ex.set_key_permission_mode(made.api_key, "READ")  # the account's own, normal key

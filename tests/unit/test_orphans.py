@@ -35,10 +35,13 @@ def pending(name: str = "a3", symbol: str | None = None, ips: list[str] | None =
               "permission_mode": "TRADE", **more}
     if symbol:
         inputs["symbol"] = symbol
+    plan: dict[str, Any] = {}
     if preexisting is not None:
-        inputs["preexisting_keys"] = list(preexisting)
+        plan["preexisting_keys"] = list(preexisting)
     if planned_at_ms is not None:
-        inputs["planned_at_ms"] = planned_at_ms
+        plan["planned_at_ms"] = planned_at_ms
+    if plan:
+        inputs["__create_plan"] = plan
     return {"type": "creating", "resource": {"type": "pulumi-python:dynamic/binance:MarginSpecialKey",
                                              "inputs": inputs}}
 
