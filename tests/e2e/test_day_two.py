@@ -14,7 +14,7 @@ from tests.e2e.fleet import Fleet, rows
 from tests.harness import PulumiProject, SandboxProcess
 
 # Every key type, every default left to the provider, and values written loosely.
-EVERY_KIND = [
+EVERY_KIND: list[dict[str, Any]] = [
     {"name": "cross-ed25519", "ipWhitelist": ["203.0.113.11", "203.0.113.10", "203.0.113.10"]},
     {"name": "btcusdt-rsa", "keyType": "rsa", "symbol": "btcusdt", "ipWhitelist": ["203.0.113.10"]},
     {"name": "rsa-4096", "keyType": "RSA", "rsaBits": 4096, "ipWhitelist": ["203.0.113.10"]},

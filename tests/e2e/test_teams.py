@@ -46,7 +46,7 @@ def test_a_run_meeting_a_running_up_reads_busy_and_the_audit_deletes_nothing_it_
 
     # One pipeline's up creates a3: the key is made on the exchange, its answer still on its way.
     desk_a.set_keys([{"name": "a1"}, {"name": "a2", "symbol": "BTCUSDT"}, {"name": "a3"}])
-    sandbox.add_fault(action="latency_after", method="POST", path=CREATE, delay_ms=12000, count=1)
+    sandbox.add_fault(action="latency_after", method="POST", path=CREATE, delay_ms=40000, count=1)
     merge = fleet.start_runner("up", "--stacks", "desk-a")
     try:
         deadline = time.monotonic() + 60
