@@ -71,12 +71,14 @@ def listed_keys(keys: AccountKeys) -> list[ListedKey]:
 
 @dataclass
 class StackAccount:
-    """Which account a stack's provider signs for. A stack the backend holds without a stack file
-    here has no config, and its uid is unknown: it counts as on every account."""
+    """Which account a stack's provider signs for. A stack whose config cannot be read here (a
+    revoked provider key, a runner off its IP list) or that the backend holds without a stack
+    file has no known uid: it counts as on every account, its locks and pending creates too."""
 
     stack: str
     uid: int | None
     config: dict[str, str] = field(default_factory=dict, repr=False)
+    unreadable: str | None = None  # why its config or account could not be read
 
 
 @dataclass
@@ -85,54 +87,72 @@ class Project:
 
     directory: Path
     commands_for: CommandsFor
-    accounts: dict[str, StackAccount | Exception]
+    accounts: dict[str, StackAccount]
     parallel: int = 4
 
     @classmethod
     def read(cls, directory: Path, commands_for: CommandsFor, files: list[str],
              parallel: int = 4) -> Project:
-        """Each stack file's config and account, and every other stack the backend holds."""
-        def read(name: str) -> StackAccount | Exception:
+        """Each stack file's config and account, and every other stack the backend holds. A
+        stack file the backend does not hold yet (merged, never `up`) holds no key: left out."""
+        from .engine import StackNotFound
+
+        def read(name: str) -> StackAccount | None:
             try:
                 config = commands_for(name).config(name)
+            except StackNotFound:
+                return None
+            except Exception as exc:  # noqa: BLE001 - its uid is unknown: it counts everywhere
+                return StackAccount(name, None, unreadable=_first_line(exc))
+            try:
                 return StackAccount(name, account_keys(config).uid(), config)
-            except Exception as exc:  # noqa: BLE001 - reported by each audit that needs it
-                return exc
+            except Exception as exc:  # noqa: BLE001 - likewise
+                return StackAccount(name, None, config, unreadable=_first_line(exc))
 
         with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
-            accounts: dict[str, StackAccount | Exception] = dict(
-                zip(files, pool.map(read, files), strict=True))
+            accounts = {a.stack: a for a in pool.map(read, files) if a is not None}
         if files:
             try:
                 for name in commands_for(files[0]).stack_names():
                     accounts.setdefault(name, StackAccount(name, None))
             except RuntimeError as exc:
-                accounts["(the backend's list of stacks)"] = exc
+                raise Refused(f"could not list the project's stacks in the backend, so keys they"
+                              f" hold cannot be told apart: {_first_line(exc)}") from None
         return cls(directory, commands_for, accounts, parallel)
 
     def account(self, name: str) -> tuple[StackAccount, list[str]]:
         """The stack's account, and the other stacks that may sign for it (the same uid, or one
-        unknown). A stack that cannot be read fails the audit: keys it holds might be listed."""
-        own = self.accounts[name]
-        if isinstance(own, Exception):
-            raise own
-        for other, theirs in self.accounts.items():
-            if isinstance(theirs, Exception):
-                raise Refused(f"stack {other!r} of the same project could not be read, so keys it"
-                              f" may hold cannot be told apart: {str(theirs).splitlines()[0]}")
-        same = [s.stack for s in self.accounts.values() if isinstance(s, StackAccount)
-                and s.stack != name and (s.uid == own.uid or s.uid is None or own.uid is None)]
+        unknown)."""
+        own = self.accounts.get(name)
+        if own is None:
+            raise Refused(f"stack {name!r} does not exist in the backend yet: it holds no key")
+        if own.unreadable is not None:
+            raise Refused(f"stack {name!r}'s provider settings could not be read: {own.unreadable}")
+        same = [s.stack for s in self.accounts.values()
+                if s.stack != name and (s.uid == own.uid or s.uid is None or own.uid is None)]
         return own, same
 
-    def states(self, names: Iterable[str]) -> dict[str, StackKeys]:
-        """Each stack's state, read now, in the order given (the last is read last)."""
+    def states(self, names: Iterable[str], audited: Iterable[str] = ()) -> dict[str, StackKeys]:
+        """Each stack's state, read now, in the order given (the last is read last); for the
+        `audited` ones with pending creates, the newest run in their history too. A state that
+        cannot be read refuses: keys it holds might be listed."""
+        audited = set(audited)
+
         def read(name: str) -> StackKeys:
             commands = self.commands_for(name)
-            deployment = commands.deployment(name)
-            runs = commands.history_starts(name) if deployment.get("pending_operations") else []
+            try:
+                deployment = commands.deployment(name)
+            except Exception as exc:  # noqa: BLE001 - refused, with the reason
+                raise Refused(f"the state of stack {name!r} could not be read, so keys it may hold"
+                              f" cannot be told apart: {_first_line(exc)}") from None
+            latest: float | None = None
+            if name in audited and deployment.get("pending_operations"):
+                try:
+                    latest = commands.latest_run_start(name)
+                except Exception:  # noqa: BLE001 - its pending creates then prove nothing
+                    latest = orphans.HISTORY_UNREAD
             account = self.accounts.get(name)
-            uid = account.uid if isinstance(account, StackAccount) else None
-            return orphans.read_stack(name, uid, {}, deployment, runs)
+            return orphans.read_stack(name, account.uid if account else None, {}, deployment, latest)
 
         *first, last = list(names)
         with ThreadPoolExecutor(max_workers=max(1, self.parallel)) as pool:
@@ -149,15 +169,20 @@ class Project:
             for name in names:
                 held = backend.locks(project, name)
                 if held:
-                    raise Busy(held[0].describe(name))
+                    raise Busy(held[0].describe(name, can_wait=False))
         except backends.LocksUnreadable as exc:
             raise Refused(str(exc)) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def audit(project: Project, names: list[str],
           say_for: Callable[[str], Say]) -> dict[str, list[Finding] | Exception]:
     """Each key on each stack's account that no stack's state holds, with its verdict. The keys
-    of every account are listed first, then every state is read once."""
+    of every account are listed first, then every state is read once. A stack's failure (or a
+    Busy) is its outcome; the others go on."""
     listed: dict[str, list[ListedKey] | Exception] = {}
     for name in names:
         try:
@@ -172,27 +197,33 @@ def audit(project: Project, names: list[str],
             listed[name] = listed_keys(account_keys(own.config))
         except Exception as exc:  # noqa: BLE001 - this stack's audit fails, the others go on
             listed[name] = exc
-    wanted = [n for n in project.accounts if isinstance(project.accounts[n], StackAccount)]
-    states = project.states(wanted) if any(not isinstance(v, Exception) for v in listed.values()) else {}
-    out: dict[str, list[Finding] | Exception] = {}
-    for name, keys in listed.items():
-        if isinstance(keys, Exception):
-            out[name] = keys
-            continue
-        others = [states[s] for s in states if s != name]
-        out[name] = orphans.classify(keys, states[name], others)
+    out: dict[str, list[Finding] | Exception] = dict(
+        (n, v) for n, v in listed.items() if isinstance(v, Exception))
+    pending = [n for n, v in listed.items() if not isinstance(v, Exception)]
+    if not pending:
+        return out
+    try:
+        states = project.states(list(project.accounts), audited=pending)
+    except Exception as exc:  # noqa: BLE001 - no verdict without every state
+        return {**out, **dict.fromkeys(pending, exc)}
+    for name in pending:
+        keys = listed[name]
+        assert not isinstance(keys, Exception)
+        out[name] = orphans.classify(keys, states[name], [s for n, s in states.items() if n != name])
     return out
 
 
-def delete_proven(project: Project, stack: str, confirmed: set[str], say: Say) -> list[Finding]:
+def delete_proven(project: Project, stack: str, confirmed: set[str], say: Say,
+                  deleted_one: Callable[[Finding], None] = lambda _: None) -> list[Finding]:
     """Delete the keys of `confirmed` that are still this stack's proven orphans, in the order the
-    module's docstring gives. Returns what was deleted; Refused when nothing may be."""
+    module's docstring gives; `deleted_one` hears of each as it goes. Returns what was deleted;
+    Refused when nothing (more) may be."""
     own, same = project.account(stack)
     before = orphans.read_stack(stack, None, {}, project.commands_for(stack).deployment(stack)).checkpoint
     project.require_unlocked([stack, *same])
     keys = account_keys(own.config)
     listed = listed_keys(keys)
-    states = project.states([*[n for n in project.accounts if n != stack], stack])
+    states = project.states([*[n for n in project.accounts if n != stack], stack], audited=[stack])
     project.require_unlocked([stack, *same])
     if states[stack].checkpoint != before:
         raise Refused(f"stack {stack!r}'s state changed during the audit (a run wrote it): run the"
@@ -205,6 +236,7 @@ def delete_proven(project: Project, stack: str, confirmed: set[str], say: Say) -
         keys.delete(finding.api_key, None if finding.scope == "cross margin" else finding.scope)
         finding.deleted = True
         deleted.append(finding)
+        deleted_one(finding)
         say(f"deleted orphan {finding.api_key} ({finding.api_name!r} on {finding.scope})")
     return deleted
 
@@ -220,7 +252,7 @@ def _named(project: Project, stack: str, api_key: str) -> tuple[AccountKeys, Lis
     project.require_unlocked([stack, *same])
     keys = account_keys(own.config)
     listed = listed_keys(keys)
-    states = project.states([*[n for n in project.accounts if n != stack], stack])
+    states = project.states([*[n for n in project.accounts if n != stack], stack], audited=[stack])
     project.require_unlocked([stack, *same])
     holders = [n for n, s in states.items() if api_key in s.managed]
     if holders:
@@ -237,14 +269,14 @@ def _named(project: Project, stack: str, api_key: str) -> tuple[AccountKeys, Lis
     return keys, key, finding
 
 
-def delete_key(project: Project, stack: str, api_key: str, confirm: Callable[[str], bool],
-               say: Say) -> int:
+def delete_key(read_project: Callable[[], Project], stack: str, api_key: str,
+               confirm: Callable[[str], bool], say: Say) -> int:
     """Delete one key a person names by apiKey, on the account of `stack`: for a key the audit
     cannot prove. Shows the key and whose it is, asks, then checks everything again before it
     deletes; never a key any state holds or another stack's pending create explains, and never
     while a run holds a stack of the account or where the runner cannot tell."""
     try:
-        _, key, finding = _named(project, stack, api_key)
+        _, key, finding = _named(read_project(), stack, api_key)
     except Busy as exc:
         say(f"not deleted: {exc}")
         return 5
@@ -258,7 +290,7 @@ def delete_key(project: Project, stack: str, api_key: str, confirm: Callable[[st
         say("not confirmed: nothing was sent")
         return 1
     try:  # the person may have taken a while: everything again, as it is now
-        keys, _, _ = _named(project, stack, api_key)
+        keys, _, _ = _named(read_project(), stack, api_key)
     except Busy as exc:
         say(f"not deleted: {exc}")
         return 5

@@ -59,14 +59,16 @@ class Lock:
             return False
         return False
 
-    def describe(self, stack: str) -> str:
-        """One line a person can act on."""
+    def describe(self, stack: str, can_wait: bool = True) -> str:
+        """One line a person can act on. `can_wait`: the command takes --lock-timeout."""
         text = f"stack {stack!r} is locked by another run: {self.holder()}"
         if self.process_is_gone():
             return (text + f"; no process {self.pid} runs on this host, so it may be a killed run's"
                     f" lock: once you know no run of {stack!r} is going anywhere,"
                     f" `pulumi cancel --stack {stack} --yes` removes it")
-        return text + "; wait for it to end (or pass --lock-timeout SECONDS to wait here)"
+        return text + ("; wait for it to end (or pass --lock-timeout SECONDS to wait here)" if can_wait
+                       else "; wait for it to end; if it was killed, once you know no run of"
+                       f" {stack!r} is going anywhere, `pulumi cancel --stack {stack} --yes` removes it")
 
 
 def _lock_from(raw: bytes | str | None) -> Lock:
@@ -225,7 +227,10 @@ def _account_home() -> str:
     account's, from the password database, whatever $HOME says (a CI container sets its own)."""
     import pwd
 
-    return pwd.getpwuid(os.getuid()).pw_dir
+    try:
+        return pwd.getpwuid(os.getuid()).pw_dir
+    except KeyError:  # a uid the password database lacks (a container's): as Go's user.Current
+        return os.environ.get("HOME") or "/"
 
 
 def resolve_url(project_dir: Path, environ: Mapping[str, str]) -> str | None:

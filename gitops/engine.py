@@ -136,16 +136,18 @@ class StackCommands:
             raise RuntimeError(f"could not export stack {stack!r}: {run.stderr.strip()}")
         return dict(json.loads(run.stdout).get("deployment") or {})
 
-    def history_starts(self, stack: str) -> list[float]:
-        """When each run in the stack's history started (unix seconds): the runs that ended.
-        A killed run leaves none."""
+    def latest_run_start(self, stack: str) -> float | None:
+        """When the newest run in the stack's history started (unix seconds), or None for a stack
+        with no history: history holds the runs that ended, newest first; a killed run leaves
+        none."""
         from datetime import datetime
 
-        run = self.run("stack", "history", "--json", stack=stack)
+        run = self.run("stack", "history", "--json", "--page-size", "1", stack=stack)
         if run.returncode != 0:
             raise RuntimeError(f"could not read the history of stack {stack!r}: {run.stderr.strip()}")
-        return [datetime.fromisoformat(str(entry["startTime"]).replace("Z", "+00:00")).timestamp()
-                for entry in json.loads(run.stdout or "[]") if entry.get("startTime")]
+        starts = [datetime.fromisoformat(str(entry["startTime"]).replace("Z", "+00:00")).timestamp()
+                  for entry in json.loads(run.stdout or "[]") if entry.get("startTime")]
+        return max(starts, default=None)
 
     def stack_names(self) -> list[str]:
         """The project's stacks in the backend, whether or not a stack file exists for them."""

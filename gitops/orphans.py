@@ -49,6 +49,10 @@ UNPROVEN = "unproven"  # a pending create of this stack matches it, but the proo
 UNMANAGED = "unmanaged"  # no state and no pending create explains it: made by hand, or elsewhere
 
 KEY_TYPE = "MarginSpecialKey"
+# A pending create proves for a day at most: the recovery runs soon after a kill; later, a stack
+# that never ran again still keeps it, and a key made since under its name could be anyone's.
+PROOF_MAX_AGE_MS = 24 * 3600 * 1000
+CLOCK_TOLERANCE_MS = 5 * 60 * 1000  # how far the killed run's clock may run ahead of this one
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,7 @@ class PendingCreate:
     preexisting: frozenset[str] | None  # None: recorded by a version that kept no digests
     planned_at_ms: int | None = None  # None: likewise
     superseded: bool = False  # a run of the stack started and ended after it was planned
+    history_unread: bool = False  # the stack's history could not be read to tell
 
     @property
     def identity(self) -> tuple[Any, ...]:
@@ -107,10 +112,21 @@ class PendingCreate:
             planned_at_ms=int(planned) if isinstance(planned, (int, float)) else None,
         )
 
-    @property
-    def proves(self) -> bool:
-        """Whether this pending create can prove a key is its orphan at all (module docstring)."""
-        return self.preexisting is not None and self.planned_at_ms is not None and not self.superseded
+    def doubt(self, now_ms: int) -> str | None:
+        """Why this pending create cannot prove a key is its orphan (module docstring), or None."""
+        if self.preexisting is None or self.planned_at_ms is None:
+            return "it matches a pending create recorded by an earlier version, which kept no proof"
+        if self.superseded:
+            return ("it matches a pending create of this stack that a later run outlived (clear it:"
+                    " `pulumi refresh --clear-pending-creates`)")
+        if self.history_unread:
+            return "it matches a pending create of this stack, whose history could not be read"
+        if self.planned_at_ms > now_ms + CLOCK_TOLERANCE_MS:
+            return "it matches a pending create planned later than now by this machine's clock"
+        if now_ms - self.planned_at_ms > PROOF_MAX_AGE_MS:
+            return ("it matches a pending create older than 24 hours: a key made since under its"
+                    " name could be anyone's")
+        return None
 
     def matches(self, key: ListedKey) -> bool:
         """The key is what this create sent: every field the exchange lists agrees."""
@@ -153,13 +169,16 @@ class Finding:
                 "verdict": self.verdict, "why": self.why, "deleted": self.deleted}
 
 
+HISTORY_UNREAD = -1.0  # `latest_run_s` when the stack's history could not be read
+
+
 def read_stack(name: str, uid: int | None, config: dict[str, str], deployment: Mapping[str, Any],
-               runs_started_s: Iterable[float] = ()) -> StackKeys:
+               latest_run_s: float | None = None) -> StackKeys:
     """What a stack's state (as `pulumi stack export` gives it, no secret needed) says;
-    `runs_started_s`: when each run in the stack's history started (runs that ended)."""
+    `latest_run_s`: when the newest run in the stack's history started (None: no run ended yet;
+    HISTORY_UNREAD: it could not be read)."""
     import dataclasses
 
-    latest_run_s = max(runs_started_s, default=None)
     found = StackKeys(name, uid, config=config,
                       checkpoint=hashlib.sha256(json.dumps(deployment, sort_keys=True).encode()).hexdigest())
     for resource in deployment.get("resources") or []:
@@ -169,7 +188,9 @@ def read_stack(name: str, uid: int | None, config: dict[str, str], deployment: M
         resource = operation.get("resource") or {}
         if operation.get("type") == "creating" and str(resource.get("type", "")).endswith(KEY_TYPE):
             pending = PendingCreate.from_inputs(resource.get("inputs") or {})
-            if pending is not None and pending.planned_at_ms is not None and latest_run_s is not None \
+            if pending is not None and latest_run_s == HISTORY_UNREAD:
+                pending = dataclasses.replace(pending, history_unread=True)
+            elif pending is not None and pending.planned_at_ms is not None and latest_run_s is not None \
                     and latest_run_s >= pending.planned_at_ms // 1000:
                 # History keeps whole seconds: a run in the same second counts as after.
                 pending = dataclasses.replace(pending, superseded=True)
@@ -178,9 +199,13 @@ def read_stack(name: str, uid: int | None, config: dict[str, str], deployment: M
     return found
 
 
-def classify(listed: Iterable[ListedKey], own: StackKeys, others: list[StackKeys]) -> list[Finding]:
+def classify(listed: Iterable[ListedKey], own: StackKeys, others: list[StackKeys],
+             now_ms: int | None = None) -> list[Finding]:
     """A verdict for each listed key that no state holds. `others`: every other stack of the
     project, read after `listed` was taken."""
+    import time
+
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     managed = set().union(own.managed, *(s.managed for s in others))
     unheld = [k for k in listed if k.api_key not in managed]
     # How many of this stack's pending creates sent each identity, and how many unheld keys
@@ -201,12 +226,8 @@ def classify(listed: Iterable[ListedKey], own: StackKeys, others: list[StackKeys
             verdict, why = UNPROVEN, (f"{candidates[ours[0].identity]} keys match"
                                       f" {creates[ours[0].identity]} pending create(s) of this"
                                       " stack: which the run made cannot be told")
-        elif ours and not all(p.proves for p in ours):
-            stale = any(p.superseded for p in ours)
-            verdict, why = UNPROVEN, (
-                "it matches a pending create of this stack that a later run outlived (clear it:"
-                " `pulumi refresh --clear-pending-creates`)" if stale else
-                "it matches a pending create recorded by an earlier version, which kept no proof")
+        elif ours and any(p.doubt(now_ms) for p in ours):
+            verdict, why = UNPROVEN, next(d for p in ours if (d := p.doubt(now_ms)))
         elif ours:
             verdict, why = ORPHAN, "this stack's pending create (a killed run) made it"
         elif theirs:

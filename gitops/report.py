@@ -44,20 +44,20 @@ EXIT_FAILED, EXIT_DRIFT, EXIT_ORPHANS, EXIT_BUSY, EXIT_NOT_OURS = 1, 2, 3, 5, 4
 
 
 def exit_code(results: Iterable[StackResult], operation: str) -> int:
-    """0 all good; 1 a stack failed; 2 drift; 3 orphans to act on (`orphans --delete`); 5 a stack
-    was busy (another run held its lock; nothing was run there); 4 keys on the account that no
-    state holds and that are not this project's to delete (made by hand, or unproven): reported,
-    for a person to look at."""
+    """0 all good; 1 a stack failed; 2 drift; 5 a stack was busy (another run held its lock;
+    nothing was run, or deleted, there: try again later); 3 orphans to act on (`orphans
+    --delete`); 4 keys on the account that no state holds and that are not this project's to
+    delete (made by hand, or unproven): reported, for a person to look at."""
     results = list(results)
     if any(not r.ok for r in results):
         return EXIT_FAILED
     if operation == "drift" and any(r.drifted for r in results):
         return EXIT_DRIFT
+    if any(r.busy for r in results):
+        return EXIT_BUSY
     found = [f for r in results for f in r.orphans if not f.deleted]
     if any(f.verdict == ORPHAN for f in found):
         return EXIT_ORPHANS
-    if any(r.busy for r in results):
-        return EXIT_BUSY
     if found:
         return EXIT_NOT_OURS
     return 0

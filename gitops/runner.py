@@ -536,10 +536,15 @@ def exit_special_key_mode(project_dir: Path, name: str, confirm: Callable[[str],
     project on that account, which the 24 hours stop too; asks `confirm`; then refreshes the stack
     so its state shows the keys gone."""
     commands = _commands(project_dir, name)
-    project = _project(project_dir)
     try:
+        project = _project(project_dir)
         own_account, same_names = project.account(name)
         states = project.states([*same_names, name])
+        # A running up of any stack on the account may be making keys this would delete.
+        project.require_unlocked([name, *same_names])
+    except audit.Busy as exc:
+        progress(name, f"not sent: {exc}")
+        return 5
     except audit.Refused as exc:
         progress(name, f"not sent: {exc}")
         return 1
@@ -568,35 +573,46 @@ def exit_special_key_mode(project_dir: Path, name: str, confirm: Callable[[str],
 
 
 def delete_orphans(project_dir: Path, results: list[StackResult],
-                   confirm: Callable[[str], bool]) -> bool:
+                   confirm: Callable[[str], bool]) -> None:
     """Delete, by apiKey, the keys each stack provably made and lost (gitops/audit.py): only
     after `confirm`, and never while a run holds a stack of the account or where the runner
-    cannot tell. Every other verdict is reported and never touched."""
+    cannot tell. Every other verdict is reported and never touched. A stack whose deletion is
+    refused reads busy (another run holds a stack) or failed (with why), in its summary row."""
     doomed = [(r.stack, f) for r in results if r.ok for f in r.orphans if f.verdict == orphans.ORPHAN]
     if not doomed:
-        return True
+        return
     print("these keys will be deleted, by apiKey:", file=sys.stderr)
     for stack, f in doomed:
         print(f"  [{stack}] {f.api_key} {f.api_name!r} on {f.scope}", file=sys.stderr)
     if not confirm(f"delete {len(doomed)} orphaned key(s)"):
-        return False
-    project = _project(project_dir)
-    everything_deleted = True
+        return
+    try:
+        project = _project(project_dir)
+    except audit.Refused as exc:
+        for result in results:
+            if any(s == result.stack for s, _ in doomed):
+                result.ok, result.error = False, f"nothing deleted: {exc}"
+        return
+    by_stack = {r.stack: r for r in results}
     for stack in dict.fromkeys(s for s, _ in doomed):
         shown = {f.api_key: f for s, f in doomed if s == stack}
-        try:
-            gone = audit.delete_proven(project, stack, set(shown), functools.partial(progress, stack))
-        except audit.Refused as exc:
-            progress(stack, f"refusing to delete: {exc}")
-            everything_deleted = False
-            continue
-        for finding in gone:
+        def mark(finding: orphans.Finding, shown: dict[str, orphans.Finding] = shown) -> None:
             shown[finding.api_key].deleted = True
-        everything_deleted &= len(gone) == len(shown)
-    return everything_deleted
+
+        try:
+            audit.delete_proven(project, stack, set(shown), functools.partial(progress, stack), mark)
+        except audit.Busy as exc:
+            progress(stack, f"refusing to delete: {exc}")
+            by_stack[stack].busy = str(exc)
+            continue
+        except Exception as exc:  # noqa: BLE001 - said in the stack's row; the others go on
+            progress(stack, f"refusing to delete: {_error_text(exc)}")
+            by_stack[stack].ok, by_stack[stack].error = False, our_words(
+                f"nothing more deleted: {_error_text(exc)}")
+            continue
 
 
 def delete_key(project_dir: Path, stack: str, api_key: str, confirm: Callable[[str], bool]) -> int:
     """`delete-key`: one key a person names, on one stack's account (gitops/audit.py)."""
-    return audit.delete_key(_project(project_dir), stack, api_key, confirm,
+    return audit.delete_key(lambda: _project(project_dir), stack, api_key, confirm,
                             functools.partial(progress, stack))

@@ -155,7 +155,7 @@ class AccountKeys:
                 self._usable_pairs = set(self.client.isolated_symbols())
             if scope not in self._usable_pairs:
                 return []
-        return sorted(key_digest(api_key) for api_key in self.listing(scope))
+        return sorted(key_digest(api_key) for api_key in self.listing(scope, max_age_s=READ_LISTING_TTL_S))
 
     def every_key(self) -> list[tuple[Scope, SpecialKey]]:
         """Every special key of the account: the cross margin account and each usable pair,

@@ -6,6 +6,7 @@ from typing import Any
 
 from margin_special_keys.account import key_digest
 from margin_special_keys.gitops.orphans import (
+    HISTORY_UNREAD,
     ORPHAN,
     OTHER_STACK,
     UNMANAGED,
@@ -47,14 +48,17 @@ def pending(name: str = "a3", symbol: str | None = None, ips: list[str] | None =
 
 
 def stack(name: str, *creates: dict[str, Any], managed: tuple[str, ...] = (), uid: int = 1,
-          runs_started_s: tuple[float, ...] = (PLANNED_MS / 1000 - 3600,)) -> StackKeys:
+          latest_run_s: float | None = PLANNED_MS / 1000 - 3600) -> StackKeys:
     resources = [{"type": "pulumi-python:dynamic/binance:MarginSpecialKey", "id": k} for k in managed]
     return read_stack(name, uid, {}, {"resources": resources, "pending_operations": list(creates)},
-                      runs_started_s)
+                      latest_run_s)
+
+
+NOW_MS = PLANNED_MS + 60_000  # the audit, a minute after the kill
 
 
 def verdicts(listed: list[ListedKey], own: StackKeys, *others: StackKeys) -> dict[str, str]:
-    return {f.api_key: f.verdict for f in classify(listed, own, list(others))}
+    return {f.api_key: f.verdict for f in classify(listed, own, list(others), NOW_MS)}
 
 
 def test_a_key_its_own_pending_create_explains_is_an_orphan() -> None:
@@ -118,14 +122,23 @@ def test_a_pending_create_a_later_run_outlived_proves_nothing() -> None:
     """Pulumi keeps a killed run's pending create in every later checkpoint until a refresh
     clears it: once a run started (and ended) after it, a key made since under the same name
     could be anyone's."""
-    later = (PLANNED_MS / 1000 - 3600, PLANNED_MS / 1000 + 86400)
-    [finding] = classify([key("K1")], stack("a", pending(), runs_started_s=later), [])
+    later = stack("a", pending(), latest_run_s=PLANNED_MS / 1000 + 30)
+    [finding] = classify([key("K1")], later, [], NOW_MS)
     assert finding.verdict == UNPROVEN and "--clear-pending-creates" in finding.why
-    same_second = (PLANNED_MS // 1000,)
-    assert verdicts([key("K1")], stack("a", pending(), runs_started_s=same_second)) == {"K1": UNPROVEN}
+    same_second = stack("a", pending(), latest_run_s=PLANNED_MS // 1000)
+    assert verdicts([key("K1")], same_second) == {"K1": UNPROVEN}
+    assert verdicts([key("K1")], stack("a", pending(), latest_run_s=None)) == {"K1": ORPHAN}
 
 
-def test_a_pending_create_an_earlier_version_recorded_proves_nothing() -> None:
-    for old in (pending(preexisting=None), pending(planned_at_ms=None)):
-        [finding] = classify([key("K1")], stack("a", old), [])
-        assert finding.verdict == UNPROVEN and "earlier version" in finding.why
+def test_a_pending_create_proves_nothing_without_its_record_history_or_a_sane_age() -> None:
+    cases = {
+        "earlier version": stack("a", pending(preexisting=None)),
+        "earlier version ": stack("a", pending(planned_at_ms=None)),
+        "history could not be read": stack("a", pending(), latest_run_s=HISTORY_UNREAD),
+        "later than now": stack("a", pending(planned_at_ms=NOW_MS + 10 * 60_000)),
+    }
+    for says, own in cases.items():
+        [finding] = classify([key("K1")], own, [], NOW_MS)
+        assert finding.verdict == UNPROVEN and says.strip() in finding.why, finding.why
+    [old] = classify([key("K1")], stack("a", pending()), [], PLANNED_MS + 25 * 3600 * 1000)
+    assert old.verdict == UNPROVEN and "older than 24 hours" in old.why
