@@ -79,20 +79,26 @@ def _status(result: StackResult) -> str:
     return "✅ changes" if result.changed else "✅ no changes"
 
 
-EXCHANGE_WORDS = re.compile("«[^«»]*»")
+EXCHANGE_WORDS = re.compile("«[^«»]*(»|$)|^[^«»]*»")
 
 
 def our_words(text: str) -> str:
     """`text` without what an exchange or another service wrote into it (every such value stands
-    between « and »: binance/errors.py `exchange_text`): a pull-request summary holds our text and
-    Binance's codes only. Pipeline logs keep the whole message."""
+    between « and »: binance/errors.py `exchange_text`; a mark cut off by a truncation counts
+    too): a pull-request summary holds our text and Binance's codes only. Pipeline logs keep the
+    whole message."""
     return EXCHANGE_WORDS.sub("«…»", text)
 
 
 def md(text: object) -> str:
-    """A value as inert Markdown: no table cell break, link, mention, emphasis or HTML."""
-    out = str(text).replace("\n", " ").replace("\r", " ")
-    for char in "\\`*_[]<>|#!@~":
+    """A value as inert Markdown: no table cell break, link (nor a bare URL's autolink), mention
+    (nor one spelled as an HTML entity), emphasis, HTML, or invisible control of the text's
+    direction."""
+    import unicodedata
+
+    out = "".join(" " if c in "\n\r" else c for c in str(text)
+                  if unicodedata.category(c) not in ("Cf", "Cc") or c in "\n\r")
+    for char in "\\`*_[]<>|#!@~&:":
         out = out.replace(char, "\\" + char)
     return out
 

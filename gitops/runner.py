@@ -36,6 +36,13 @@ MAX_STACK_FILE_BYTES = 1 << 20
 # environment can set variables such as PYTHONPATH for every process of the run, so a pull request
 # that adds one would run code of its choosing beside the secrets.
 STACK_FILE_KEYS = {"config", "encryptionsalt", "secretsprovider", "encryptedkey"}
+# How a stack's config is decrypted. A pull request that changes them can aim the CLI at a key
+# service of its choosing (`secretsprovider: awskms://…?endpoint=http://…`, whose answer then
+# reaches the comment) or decrypt one stack's config with another's salt or data key, and so sign
+# with another desk's provider key. Where the run names a trusted copy of the stack files (the
+# default branch's, TRUSTED_STACKS_ENV), each must match it.
+ENCRYPTION_KEYS = ("encryptionsalt", "secretsprovider", "encryptedkey")
+TRUSTED_STACKS_ENV = "MARGIN_SPECIAL_KEYS_TRUSTED_STACKS"
 
 
 def stack_file_problems(project_dir: Path) -> list[str]:
@@ -44,7 +51,11 @@ def stack_file_problems(project_dir: Path) -> list[str]:
     regular Pulumi.<stack>.yaml files may be there; in the project folder, the stack files are
     checked. Never a symlink (it can point at any file of the runner), never an ESC environment."""
     folder = stack_config_dir(project_dir)
+    if folder.is_symlink():
+        return [f"{folder.name} is a symlink"]
     dedicated = folder.resolve() != project_dir.resolve()
+    trusted_dir = os.environ.get(TRUSTED_STACKS_ENV)
+    trusted = Path(trusted_dir) if trusted_dir else None
     problems = []
     for entry in sorted(folder.iterdir()) if folder.is_dir() else []:
         match = STACK_FILE.fullmatch(entry.name)
@@ -77,7 +88,24 @@ def stack_file_problems(project_dir: Path) -> list[str]:
                 problems.append(f"{entry.name} holds {', '.join(map(str, extra))}: a stack file holds"
                                 f" only {', '.join(sorted(STACK_FILE_KEYS))} (ESC environments are"
                                 " set by the pipeline, never by a stack file)")
+            elif trusted is not None:
+                problems += _encryption_problems(entry.name, document or {}, trusted)
     return problems
+
+
+def _encryption_problems(name: str, document: dict[str, Any], trusted: Path) -> list[str]:
+    """How the stack's config is decrypted must be what the trusted copy says (ENCRYPTION_KEYS)."""
+    import yaml
+
+    try:
+        pinned = yaml.safe_load((trusted / name).read_text()) or {}
+    except FileNotFoundError:
+        return [f"{name} is not on the default branch: a new stack is previewed after its merge"]
+    except (OSError, yaml.YAMLError):
+        return [f"{name}: the trusted copy in {TRUSTED_STACKS_ENV} cannot be read"]
+    changed = [k for k in ENCRYPTION_KEYS if document.get(k) != (pinned or {}).get(k)]
+    return [f"{name} changes {', '.join(changed)}: how a stack's secrets are decrypted is never"
+            " changed by a pull request"] if changed else []
 
 
 def discover_stacks(project_dir: Path, selection: Iterable[str] | None = None) -> list[str]:
@@ -199,8 +227,9 @@ GENERIC_ERRORS = ("Resource monitor has terminated", "update failed", "preview f
 
 
 def _error_text(exc: BaseException) -> str:
-    """The engine's diagnostics for the failure, without its generic follow-up lines."""
-    text = str(exc)
+    """The engine's diagnostics for the failure, without its generic follow-up lines, and
+    without what an exchange or another service wrote (report.our_words)."""
+    text = our_words(str(exc))
     if "Diagnostics:" in text:
         text = text.split("Diagnostics:", 1)[1].split("\nResources:", 1)[0]
     kept = []

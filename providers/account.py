@@ -201,9 +201,9 @@ class AccountKeys:
         if current is not None and int(expected) != current:
             raise AccountMismatch(
                 f"{what}: this key was made on Binance account uid {int(expected)}, but the"
-                f" provider now signs for account uid {current} (binance:apiKey or binance:baseUrl"
-                " changed?). Nothing was changed and the key is not called gone: point the stack"
-                " back at its account (rotating the provider's own key on the same account is"
+                f" provider now signs for account uid {exchange_text(current)} (binance:apiKey or"
+                " binance:baseUrl changed?). Nothing was changed and the key is not called gone:"
+                " point the stack back at its account (rotating the provider's own key on the same account is"
                 " fine), or remove the key from the state with `pulumi state delete` if you mean"
                 " to abandon it."
             )

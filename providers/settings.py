@@ -36,8 +36,8 @@ class ProviderSettings:
     # API keys of the account that the special-key list cannot show (normal keys, keys of other
     # isolated pairs); counted against Binance's 30-key limit before a create-first replacement.
     other_api_keys: int = 1
-    # Honour HTTPS_PROXY, REQUESTS_CA_BUNDLE and the like only when binance:useEnvironmentProxy
-    # says so: otherwise the environment could silently redirect trust.
+    # Honour HTTPS_PROXY, REQUESTS_CA_BUNDLE and the like only when the run's environment says so
+    # (BINANCE_USE_ENVIRONMENT_PROXY): otherwise the environment could silently redirect trust.
     use_environment: bool = False
 
 
@@ -55,6 +55,7 @@ BINANCE_API_HOSTS = ("api.binance.com", "api-gcp.binance.com", "api1.binance.com
                      "api2.binance.com", "api3.binance.com", "api4.binance.com")
 ALLOW_BASE_URL_ENV = "BINANCE_ALLOW_BASE_URL"
 MAX_RECV_WINDOW_ENV = "BINANCE_MAX_RECV_WINDOW"
+USE_PROXY_ENV = "BINANCE_USE_ENVIRONMENT_PROXY"
 DEFAULT_RECV_WINDOW_MS = 5000  # Binance's default recvWindow
 
 
@@ -83,26 +84,28 @@ def check_base_url(url: str, environ: Mapping[str, str] | None = None) -> str:
     exactly in BINANCE_ALLOW_BASE_URL: stack config (which a pull request can change) alone can
     never aim the provider key, its signatures and every new HMAC secret at a relay, a loopback
     service or a path of a host."""
+    # Messages name the setting, never its value: a secret pasted into the wrong setting must
+    # not reach a log through them.
     text = url.strip().rstrip("/")
-    parts = urlsplit(text)
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise ConfigurationError(
-            f"binance:baseUrl {url!r} is not an http(s) URL such as {DEFAULT_BASE_URL}"
-        )
-    if parts.query or parts.fragment or parts.username or parts.password:
+    try:
+        parts = urlsplit(text)
+        hostname = parts.hostname
+    except ValueError:
+        hostname = None
+    if hostname is None or parts.scheme not in ("https", "http"):
+        raise ConfigurationError(f"binance:baseUrl is not an http(s) URL such as {DEFAULT_BASE_URL}")
+    if "?" in text or "#" in text or parts.username is not None or parts.password is not None:
         raise ConfigurationError("binance:baseUrl must not carry a query, fragment or user info")
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+    if parts.scheme == "http" and not _is_loopback(hostname):
         raise ConfigurationError(
-            f"binance:baseUrl {url!r} uses plain http to a host that is not loopback;"
-            " use https (plain http is allowed only for a local sandbox on 127.0.0.1)"
-        )
+            "binance:baseUrl uses plain http to a host that is not loopback; use https (plain http"
+            " is allowed only for a local sandbox on 127.0.0.1)")
     if is_binance_endpoint(text) or text in allowed_base_urls(environ or {}):
         return text
     raise ConfigurationError(
-        f"binance:baseUrl {url!r} is not one of Binance's documented API endpoints; another"
-        f" endpoint needs {ALLOW_BASE_URL_ENV} naming it in the run's environment (stack config"
-        f" alone never can). Binance's: https://{{{','.join(BINANCE_API_HOSTS)}}}, no port or path"
-    )
+        f"binance:baseUrl is not one of Binance's documented API endpoints; another endpoint needs"
+        f" {ALLOW_BASE_URL_ENV} naming it in the run's environment (stack config alone never can)."
+        f" Binance's: https://{{{','.join(BINANCE_API_HOSTS)}}}, no port or path")
 
 
 def _int_setting(name: str, raw: str | None, low: int, high: int, default: int) -> int:
@@ -110,8 +113,8 @@ def _int_setting(name: str, raw: str | None, low: int, high: int, default: int) 
         return default
     try:
         value = int(float(raw))
-    except ValueError:
-        raise ConfigurationError(f"{name} {raw!r} is not a number") from None
+    except (ValueError, OverflowError):  # "inf" and "1e400" overflow
+        raise ConfigurationError(f"{name} is not a whole number") from None
     if not low <= value <= high:
         raise ConfigurationError(f"{name} must be between {low} and {high}, got {value}")
     return value
@@ -168,7 +171,13 @@ def read_settings(
         assert secret_key is not None
         signer = HmacSigner(secret_key.strip())
     base_url = check_base_url(get("baseUrl", "BINANCE_BASE_URL") or DEFAULT_BASE_URL, environ)
-    use_environment = (get("useEnvironmentProxy") or "false").strip().lower() == "true"
+    if (get("useEnvironmentProxy") or "false").strip().lower() != "false":
+        # Which proxy, CA bundle and .netrc requests trust is the run's to say, not a stack file's
+        # (a pull request's): the same rule as the endpoint.
+        raise ConfigurationError(
+            f"binance:useEnvironmentProxy is not read from stack config: set {USE_PROXY_ENV}=true"
+            " in the run's environment to honour HTTPS_PROXY, REQUESTS_CA_BUNDLE and the like")
+    use_environment = environ.get(USE_PROXY_ENV, "").strip().lower() == "true"
     cap = _int_setting(MAX_RECV_WINDOW_ENV, environ.get(MAX_RECV_WINDOW_ENV), 1, 60000,
                        DEFAULT_RECV_WINDOW_MS)
     recv_window = _int_setting("binance:recvWindow", get("recvWindow"), 1, 60000, DEFAULT_RECV_WINDOW_MS)

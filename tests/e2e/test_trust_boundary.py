@@ -36,7 +36,7 @@ def preview_run(project: PulumiProject) -> tuple[str, str]:
                           "preview", "--project", str(project.directory),
                           "--markdown", str(summary)],
                          cwd=ROOT, env=project.env(), capture_output=True, text=True, timeout=300)
-    return summary.read_text(), run.stdout + run.stderr
+    return summary.read_text() if summary.exists() else "", run.stdout + run.stderr
 
 
 def preview_summary(project: PulumiProject) -> str:
@@ -159,6 +159,24 @@ def test_a_stacks_only_pull_request_cannot_aim_the_preview_at_another_service(
         summary, _ = preview_run(project)
         assert "above 5000 ms" in summary and "BINANCE\\_MAX\\_RECV\\_WINDOW" in summary
         project.set_config("binance:recvWindow", "5000")
+
+        # A stack file that changes how its secrets are decrypted (a key service of the PR's
+        # choosing, which the CLI would call, and whose answer would come back): refused against
+        # the default branch's copy, before any engine runs.
+        import shutil
+
+        trusted = project.directory / "trusted-stacks"
+        shutil.copytree(project.directory / "stacks", trusted)
+        stack_file = project.config_file()
+        original = stack_file.read_text()
+        stack_file.write_text(original + "secretsprovider: awskms://alias/x?region=us-east-1"
+                              f"&anonymous=true&endpoint={service.url}\nencryptedkey: QUFBQQ==\n")
+        project.extra_env["MARGIN_SPECIAL_KEYS_TRUSTED_STACKS"] = str(trusted)
+        summary, printed = preview_run(project)
+        assert "how a stack's secrets are decrypted is never changed" in printed
+        assert service.seen == [] and "INTERNAL-ONLY" not in summary + printed
+        stack_file.write_text(original)
+        del project.extra_env["MARGIN_SPECIAL_KEYS_TRUSTED_STACKS"]
 
         # Even an endpoint the run's environment vouches for (a relay) is heard by its code
         # alone: its bytes reach neither the engine's messages nor the pull-request summary.

@@ -89,3 +89,7 @@ def test_nothing_put_into_markdown_can_inject_a_row_a_link_or_a_mention() -> Non
     table_rows = [line for line in md.splitlines() if line.startswith("| `")]
     assert len(table_rows) == 1 and table_rows[0].count(" | ") == 7
     assert "[click](" not in md and " @everyone" not in md
+    sneaky = "see https://evil.example &#64;team \u202egnp.exe"
+    md = markdown([StackResult("a", "preview", ok=False, error=sneaky)], "preview")
+    assert "https://" not in md and "&#64;" not in md and "\u202e" not in md
+    assert "https\\://evil.example \\&\\#64;team" in md

@@ -750,7 +750,8 @@ def test_gitlab_preview_takes_only_an_iid_from_the_webhook_payload(
     ci = gitlab()
     script = "\n".join(ci["preview"]["script"][:2])
     _, work, head = origin_with(tmp_path, good_pr, "refs/merge-requests/7/head")
-    env = {"CI_DEFAULT_BRANCH": "main"}
+    env = {"CI_DEFAULT_BRANCH": "main",
+           "MARGIN_SPECIAL_KEYS_TRUSTED_STACKS": str(tmp_path / "trusted-stacks")}
     if payload is not None:
         attributes = payload["object_attributes"]
         if attributes.get("oldrev", "") is None:
@@ -763,6 +764,8 @@ def test_gitlab_preview_takes_only_an_iid_from_the_webhook_payload(
         assert (work / "merge-request-iid.txt").read_text() == "7\n"
         assert sorted(p.name for p in (work / "stacks").iterdir()) == GOOD_NAMES
         assert git(work, "rev-parse", "FETCH_HEAD") == head
+        # The default branch's stack files, kept aside before the request's replaced them.
+        assert [p.name for p in (tmp_path / "trusted-stacks").iterdir()] == ["Pulumi.old.yaml"]
     else:
         assert "nothing to preview" in done.stdout and not (work / "merge-request-iid.txt").exists()
         assert [p.name for p in (work / "stacks").iterdir()] == ["Pulumi.old.yaml"]
@@ -800,3 +803,20 @@ def test_the_checks_catch_a_secret_in_a_job_a_pull_request_can_start() -> None:
     assert gitlab_condition('($A == "1" || $B == "2") && $C == null', {"B": "2"})
     assert not gitlab_condition('($A == "1" || $B == "2") && $C == null', {"B": "3"})
     assert not gitlab_condition('$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH', GITLAB_MERGE_REQUEST)
+
+
+def test_the_trusted_preview_keeps_the_default_branchs_stack_files_for_the_runners_check() -> None:
+    """How a stack's secrets are decrypted is pinned to the default branch (docs/security.md)."""
+    github = yaml.safe_load((EXAMPLES / "github-actions.yml").read_text())["jobs"]["preview"]
+    take = next(step for step in github["steps"]
+                if step.get("name") == "Take only stacks/ from the pull request")
+    run = take["run"]
+    assert run.index('cp -a stacks "$RUNNER_TEMP/trusted-stacks"') < run.index("rm -rf stacks")
+    runs = [step for step in github["steps"]
+            if "margin_special_keys.gitops preview" in str(step.get("run"))]
+    assert [step["env"]["MARGIN_SPECIAL_KEYS_TRUSTED_STACKS"] for step in runs] == [
+        "${{ runner.temp }}/trusted-stacks"]
+    gitlab = yaml.safe_load((EXAMPLES / "gitlab-ci.yml").read_text())["preview"]
+    assert gitlab["variables"]["MARGIN_SPECIAL_KEYS_TRUSTED_STACKS"] == "$CI_PROJECT_DIR/.trusted-stacks"
+    script = "\n".join(gitlab["script"])
+    assert script.index('cp -a stacks "$MARGIN_SPECIAL_KEYS_TRUSTED_STACKS"') < script.index("rm -rf stacks")

@@ -143,15 +143,35 @@ def test_a_missing_api_key_is_never_told_to_go_on_the_command_line() -> None:
     assert "binance:apiKey <" not in str(refused.value) and "prompt" in str(refused.value)
 
 
-def test_the_environment_redirects_no_trust_unless_the_settings_say_so(monkeypatch: Any) -> None:
+def test_the_environment_redirects_no_trust_unless_the_run_says_so(monkeypatch: Any) -> None:
     from margin_special_keys.settings import make_client, read_settings
 
     monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/nonexistent/ca.pem")
     config = {"binance:apiKey": "K" * 64, "binance:secretKey": "s" * 64}
     assert make_client(read_settings(config.get, {}))._session().trust_env is False
-    config["binance:useEnvironmentProxy"] = "true"
-    assert make_client(read_settings(config.get, {}))._session().trust_env is True
+    assert make_client(read_settings(config.get, {"BINANCE_USE_ENVIRONMENT_PROXY": "true"})
+                       )._session().trust_env is True
+    # A stack file (a pull request) cannot switch it on.
+    with pytest.raises(ConfigurationError, match="BINANCE_USE_ENVIRONMENT_PROXY"):
+        read_settings({**config, "binance:useEnvironmentProxy": "true"}.get, {})
+    assert read_settings({**config, "binance:useEnvironmentProxy": "false"}.get, {}).use_environment is False
+
+
+def test_a_settings_error_never_echoes_the_value() -> None:
+    secret = ("-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIAAAAAAAAAAAAAAAAAAA\n"
+              "-----END PRIVATE KEY-----")
+    base = {"binance:apiKey": API_KEY, "binance:secretKey": SECRET}
+    for name in ("baseUrl", "recvWindow", "requestTimeout", "otherApiKeys"):
+        with pytest.raises(ConfigurationError) as refused:
+            settings({**base, f"binance:{name}": secret})
+        assert "PRIVATE" not in str(refused.value) and "MC4C" not in str(refused.value), name
+    for odd in ("inf", "1e400", "nan"):
+        with pytest.raises(ConfigurationError, match="binance:recvWindow is not a whole number"):
+            settings({**base, "binance:recvWindow": odd})
+    for url in ("https://[api.binance.com]", "https://api.binance.com?", "https://api.binance.com#"):
+        with pytest.raises(ConfigurationError):
+            settings({**base, "binance:baseUrl": url})
 
 
 def test_the_provider_fingerprint_changes_with_host_key_or_key_type_only() -> None:

@@ -63,3 +63,32 @@ def test_stack_files_beside_the_project_are_checked_and_the_rest_left_alone(tmp_
     assert discover_stacks(tmp_path) == ["desk-a"]
     os.symlink(tmp_path / "Pulumi.desk-a.yaml", tmp_path / "Pulumi.twin.yaml")
     assert stack_file_problems(tmp_path) == ["Pulumi.twin.yaml is a symlink"]
+
+
+def test_a_stack_file_may_not_change_how_its_secrets_are_decrypted(
+        project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default branch's copy is the trusted one (the pipelines keep it aside)."""
+    trusted = tmp_path / "trusted"
+    trusted.mkdir()
+    salted = "encryptionsalt: v1:AAAA:BBBB\n" + STACK
+    (trusted / "Pulumi.desk-a.yaml").write_text(salted)
+    monkeypatch.setenv("MARGIN_SPECIAL_KEYS_TRUSTED_STACKS", str(trusted))
+    stacks = project / "stacks"
+    (stacks / "Pulumi.desk-a.yaml").write_text(salted + "  margin-special-keys:defaultIpWhitelist: []\n")
+    assert stack_file_problems(project) == []  # its keys may change; its encryption may not
+    for changed in ("encryptionsalt: v1:CCCC:DDDD\n" + STACK,
+                    salted + "secretsprovider: awskms://alias/x?endpoint=http://127.0.0.1:9\n",
+                    salted + "encryptedkey: QUFBQQ==\n", STACK):
+        (stacks / "Pulumi.desk-a.yaml").write_text(changed)
+        assert any("how a stack's secrets are decrypted" in p for p in stack_file_problems(project))
+    (stacks / "Pulumi.desk-a.yaml").write_text(salted)
+    (stacks / "Pulumi.desk-new.yaml").write_text(salted)
+    assert stack_file_problems(project) == [
+        "Pulumi.desk-new.yaml is not on the default branch: a new stack is previewed after its merge"]
+
+
+def test_a_stack_folder_that_is_a_symlink_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "Pulumi.yaml").write_text("name: desk\nruntime: python\nstackConfigDir: stacks\n")
+    (tmp_path / "elsewhere").mkdir()
+    os.symlink(tmp_path / "elsewhere", tmp_path / "stacks")
+    assert stack_file_problems(tmp_path) == ["stacks is a symlink"]
