@@ -110,5 +110,6 @@ demo-destroy: engine
 bench: engine system compiled
 	$(PY) -m bench.run
 
+# Never a state folder holding a stack other than the demo's (tools/clean.py says where to move it).
 clean:
-	rm -rf .state .sandbox .pytest_cache .mypy_cache .ruff_cache
+	python3 tools/clean.py

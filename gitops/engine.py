@@ -237,12 +237,13 @@ class PulumiProject:
 
     @classmethod
     def create(cls, directory: Path, home: Path, program: str | None = None,
-               stack: str = "test", backend: str | None = None) -> Self:
+               stack: str = "test", backend: str | None = None,
+               name: str = "margin-special-keys") -> Self:
         directory.mkdir(parents=True, exist_ok=True)
         (directory / "state").mkdir(exist_ok=True)
         (directory / "stacks").mkdir(exist_ok=True)
         (directory / "Pulumi.yaml").write_text(
-            "name: margin-special-keys\n"
+            f"name: {name}\n"
             "runtime:\n  name: python\n  options:\n    toolchain: pip\n"
             f"    virtualenv: {ROOT / '.venv'}\n"
             "stackConfigDir: stacks\n"

@@ -13,6 +13,7 @@ stacks the same way:
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import pulumi
@@ -21,9 +22,38 @@ from .resource import MarginSpecialKey
 from .stack_config import CONFIG_NAMESPACE, DeclaredKey, StackConfigError, parse_keys, plaintext_secrets
 
 
+def misplaced_keys(config_keys: Iterable[str], read: Callable[[str], Any]) -> list[str]:
+    """A key list, or a default whitelist, set under another namespace than the one this program
+    reads: `pulumi config set --path 'keys[0].name' …` writes `<project>:keys`, and a program that
+    read nothing there would declare no key, and the next `up` would delete every one."""
+    misplaced = []
+    for key in sorted(config_keys):
+        namespace, _, name = key.partition(":")
+        if namespace == CONFIG_NAMESPACE or name not in ("keys", "defaultIpWhitelist"):
+            continue
+        value = read(key)
+        if isinstance(value, str) and value.lstrip().startswith("["):
+            misplaced.append(
+                f"{key} is not read: this program reads {CONFIG_NAMESPACE}:{name}, whatever the"
+                f" project is called. Move it: pulumi config set-all --json"
+                f" \"{{\\\"{CONFIG_NAMESPACE}:{name}\\\": $(pulumi config get {key} --json)}}\""
+                f" && pulumi config rm {key}")
+    return misplaced
+
+
+def _config_keys() -> set[str]:
+    """Every key of this stack's config, as the language host hands it to the program."""
+    from pulumi.runtime.config import CONFIG, get_config_env
+
+    return set(CONFIG.get()) | set(get_config_env())
+
+
 def declared_keys() -> list[DeclaredKey]:
     """This stack's keys as its config declares them; a bad config is one error naming each field."""
     config = pulumi.Config(CONFIG_NAMESPACE)
+    misplaced = misplaced_keys(_config_keys(), pulumi.runtime.get_config)
+    if misplaced:
+        raise pulumi.RunError("\n".join(misplaced))
     try:
         raw_keys = config.get_object("keys")
         leaked = plaintext_secrets(pulumi.runtime.get_config, pulumi.runtime.is_config_secret, raw_keys)

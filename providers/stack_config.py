@@ -66,7 +66,7 @@ def plaintext_secrets(get: Callable[[str], str | None], is_secret: Callable[[str
                     problems.append(
                         f"keys[{i}].{field_name} is stored in plaintext in the stack's config file;"
                         f" store it encrypted: `pulumi config set --secret --path"
-                        f" 'keys[{i}].{field_name}' {tail.strip()}`")
+                        f" '{CONFIG_NAMESPACE}:keys[{i}].{field_name}' {tail.strip()}`")
     return problems
 
 

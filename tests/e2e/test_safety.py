@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import subprocess
 import textwrap
+from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
@@ -68,8 +70,8 @@ def test_credentials_in_plaintext_config_are_refused_with_the_command_that_fixes
     project.set_keys([{"name": "k"}, {"name": "old", "adoptApiKey": "A" * 64,
                                       "adoptPrivateKey": adopted}])
     refused = project.preview(check=False)
-    assert "`pulumi config set --secret --path 'keys[1].adoptPrivateKey' < adopted-key.pem`" in (
-        refused.output)
+    assert ("`pulumi config set --secret --path 'margin-special-keys:keys[1].adoptPrivateKey'"
+            " < adopted-key.pem`") in refused.output
     assert pem_body(adopted) not in refused.output
     # The fix as printed: after it, the key is encrypted and the plaintext check passes.
     project.run("config", "set", "--secret", "--path", "keys[1].adoptPrivateKey", input=adopted)
@@ -106,3 +108,31 @@ def test_a_private_key_pasted_as_public_key_is_never_printed(
             assert line not in refused.output
     assert "PRIVATE KEY" not in refused.output
     assert sandbox.special_keys(account["accountId"]) == []
+
+
+def test_keys_under_the_projects_own_namespace_are_refused_never_silently_ignored(
+    tmp_path: Path, pulumi_home: Path, sandbox: SandboxProcess, account: SandboxAccount,
+) -> None:
+    """`pulumi config set --path 'keys[0].name' …` writes `<project>:keys`: in a repo made from the
+    template with a project of another name, a program reading nothing there would declare no key,
+    and the next `up` would delete every live one."""
+    project = PulumiProject.create(tmp_path / "desk-infra", pulumi_home, name="desk-infra")
+    project.use_account(sandbox.base_url, account)
+    project.set_keys([{"name": "desk"}])
+    assert project.up().returncode == 0
+    document = project.stack_file()
+    document["config"]["desk-infra:keys"] = document["config"].pop("margin-special-keys:keys")
+    project.write_stack_file(document)
+    sandbox.reset_requests()
+    refused = project.preview(check=False)
+    assert refused.returncode != 0
+    assert "desk-infra:keys is not read: this program reads margin-special-keys:keys" in refused.output
+    assert "pulumi config rm desk-infra:keys" in refused.output
+    assert len(sandbox.special_keys(account["accountId"])) == 1  # the live key is left alone
+    assert all(r["method"] == "GET" for r in sandbox.requests_log(account["accountId"]))
+    # The command the message gives moves it, and the stack is as it was.
+    move = refused.output.split("Move it: ", 1)[1].splitlines()[0].strip()
+    move = move.replace("pulumi config", f"pulumi --non-interactive config --stack {project.stack}")
+    subprocess.run(["bash", "-ec", move], cwd=project.directory, env=project.env(), check=True,
+                   capture_output=True)
+    project.expect_no_changes()
