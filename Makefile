@@ -56,7 +56,6 @@ system:
 GITHUB_WORKFLOWS := $(wildcard examples/github-actions*.yml templates/special-keys/.github/workflows/*.yml)
 lint: venv
 	$(PY) -m ruff check .
-	$(PY) tools/typecheck_tree.py >/dev/null  # mypy checks the package by its installed name
 	$(PY) -m mypy
 	$(VENV)/bin/check-jsonschema --builtin-schema vendor.github-workflows $(GITHUB_WORKFLOWS)
 	$(VENV)/bin/check-jsonschema --builtin-schema vendor.gitlab-ci examples/gitlab-ci.yml \
@@ -84,7 +83,7 @@ proof: engine system compiled
 # not a checkout): compiled here, as an install would, so that the engine's many Python
 # processes read them even where PYTHONDONTWRITEBYTECODE is set (the tests and the bench alike).
 compiled: venv
-	@$(PY) -m compileall -q providers gitops sandbox >/dev/null
+	@$(PY) -m compileall -q providers >/dev/null
 
 # One test process per core and one more: the engine's commands are CPU-bound, but engine tests
 # also wait (exchange latency, rate-limit windows, kill timers). Each test has its own accounts

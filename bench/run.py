@@ -24,14 +24,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from devtools.engine import BARE_REQUEST_PROGRAM, NOOP_PROGRAM, PulumiProject  # noqa: E402
 from devtools.postgres import PostgresServer  # noqa: E402
-from margin_special_keys.gitops.engine import (  # noqa: E402
-    BARE_REQUEST_PROGRAM,
-    NOOP_PROGRAM,
-    PulumiProject,
-)
-from margin_special_keys.sandbox.process import SandboxProcess  # noqa: E402
-from margin_special_keys.sandbox.wire import Wire  # noqa: E402
+from devtools.sandbox import SandboxProcess  # noqa: E402
+from devtools.wire import Wire  # noqa: E402
 from tools.machine import describe_machine  # noqa: E402
 
 REPEATS = int(os.environ.get("BENCH_REPEATS", "5"))

@@ -1,5 +1,5 @@
 """What the test levels share, on top of the shared infrastructure in the packages: a running
-sandbox (sandbox/process.py) and Pulumi projects on the real engine (gitops/engine.py), plus what
+sandbox (devtools/sandbox.py) and Pulumi projects on the real engine (devtools/engine.py), plus what
 only tests need: a person's own script on a sandbox account, secret comparisons, fault tables.
 """
 
@@ -12,11 +12,12 @@ import os
 from pathlib import Path
 from typing import Any
 
+from devtools.engine import ROOT, TOOLS_BIN, ensure_engine
+from devtools.engine import PulumiProject as _PulumiProject
+from devtools.sandbox import SandboxAccount
+from devtools.sandbox import SandboxProcess as _SandboxProcess
 from margin_special_keys.binance.client import BinanceClient
-from margin_special_keys.gitops.engine import ROOT, TOOLS_BIN, Run, ensure_engine
-from margin_special_keys.gitops.engine import PulumiProject as _PulumiProject
-from margin_special_keys.sandbox.process import SandboxAccount
-from margin_special_keys.sandbox.process import SandboxProcess as _SandboxProcess
+from margin_special_keys.gitops.engine import Run
 
 __all__ = ["FULL_TABLES", "ROOT", "TOOLS_BIN", "PassphraseSecrets", "PulumiProject", "Run",
            "SandboxAccount", "SandboxProcess", "ensure_engine", "same_secret", "TEST_IPS",

@@ -22,8 +22,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from devtools.engine import TOOLS_BIN  # noqa: E402
+from devtools.sandbox import SandboxProcess, running_url  # noqa: E402
 from margin_special_keys.gitops.engine import pulumi_environment  # noqa: E402
-from margin_special_keys.sandbox.process import SandboxProcess, running_url  # noqa: E402
 from margin_special_keys.settings import ALLOW_BASE_URL_ENV  # noqa: E402
 
 SANDBOX_DIR = ROOT / ".sandbox"
@@ -47,6 +48,7 @@ def environment() -> dict[str, str]:
     if url:  # the demo's environment vouches for its own sandbox, as a sandbox pipeline would
         base[ALLOW_BASE_URL_ENV] = url
     return pulumi_environment(base, backend=f"file://{STATE_DIR}", passphrase=DEMO_PASSPHRASE,
+                              tools_bin=TOOLS_BIN,
                               home=ROOT / ".tools" / "pulumi-home")
 
 

@@ -41,7 +41,7 @@ def package_index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str
     # Built from a copy of what the wheel is made of: a build writes build/ and *.egg-info next to
     # its sources, and two test processes may build at once.
     source = tmp_path_factory.mktemp("source")
-    for name in ("pyproject.toml", "README.md", "providers", "gitops", "sandbox"):
+    for name in ("pyproject.toml", "README.md", "providers"):
         if (ROOT / name).is_dir():
             shutil.copytree(ROOT / name, source / name,
                             ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))

@@ -11,7 +11,7 @@ import os
 import re
 from pathlib import Path
 
-from margin_special_keys.gitops.engine import NOOP_PROGRAM
+from devtools.engine import NOOP_PROGRAM
 from tests.harness import ROOT, PulumiProject, SandboxAccount, SandboxProcess
 
 # Written by tools/setup-engine.sh: which language host .tools/bin holds.

@@ -1,4 +1,4 @@
-"""Sandbox fixtures: raw signed requests (sandbox/wire.py), built by hand so each wire rule can be
+"""Sandbox fixtures: raw signed requests (devtools/wire.py), built by hand so each wire rule can be
 bent, signed by the wire's own signing rather than the client's."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from margin_special_keys.sandbox.wire import Wire, error_code
+from devtools.wire import Wire, error_code
 from tests.harness import SandboxAccount, SandboxProcess
 
 __all__ = ["Wire", "error_code"]

@@ -283,7 +283,7 @@ def _check_adoption(news: Mapping[str, Any], key_type: Any, failures: list[Failu
             failures.append(Failure(
                 ("adopt_private_key",), "HMAC keys have no private key; use adopt_secret_key"))
             return
-        from .keys import read_private_key
+        from .key_pairs import read_private_key
 
         try:
             info = read_private_key(str(private_key))
@@ -356,7 +356,7 @@ def check_inputs(news: Mapping[str, Any], merged_from: int = 0) -> tuple[dict[st
         elif not isinstance(public_key, str):
             failures.append(Failure(("public_key",), "must be a PEM string"))
         else:
-            from .keys import read_public_key
+            from .key_pairs import read_public_key
 
             try:
                 info = read_public_key(public_key)

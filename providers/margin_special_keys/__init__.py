@@ -6,16 +6,7 @@ or destroy imports it again. Keep that module path and class name stable (docs/s
 """
 
 import importlib
-import sys
 from typing import TYPE_CHECKING, Any
-
-if __name__ != "margin_special_keys":
-    # This folder imported by another name: `providers`, the path that states written before 0.2.0
-    # pickled (`providers.margin_special_key.MarginSpecialKeyProvider`), found from a checkout of
-    # this repository. Those states refresh and destroy with the installed module, not a second copy
-    # of it; their next `up` rewrites the path (MarginSpecialKeyProvider.diff).
-    sys.modules[f"{__name__}.margin_special_key"] = importlib.import_module(
-        "margin_special_keys.margin_special_key")
 
 if TYPE_CHECKING:
     from margin_special_keys.margin_special_key import MarginSpecialKeyProvider
