@@ -22,9 +22,7 @@ from typing import TYPE_CHECKING, Any
 from .binance.errors import (
     AuthenticationError,
     BinanceAPIError,
-    BinanceError,
     InvalidRequest,
-    OutcomeUnknown,
     RateLimited,
     ServerError,
     SignatureError,
@@ -32,6 +30,16 @@ from .binance.errors import (
     exchange_text,
 )
 from .binance.formats import API_KEY_PATTERN
+from .errors import (
+    AccountKeyLimit,
+    AccountMismatch,
+    BinanceError,
+    DuplicateName,
+    ExchangeStateMismatch,
+    KeyNotOnExchange,
+    MarginSpecialKeysError,
+    OutcomeUnknown,
+)
 from .key_type import KeyType
 
 if TYPE_CHECKING:
@@ -58,26 +66,6 @@ def key_digest(api_key: str) -> str:
 
 def scope_label(symbol: Scope) -> str:
     return f"isolated pair {symbol}" if symbol else "the cross margin account"
-
-
-class ExchangeStateMismatch(BinanceError):
-    """The exchange does not hold what was declared or just written to it."""
-
-
-class DuplicateName(BinanceError):
-    """An apiName this resource does not own already exists in the key's scope."""
-
-
-class AccountKeyLimit(BinanceError):
-    """The account cannot hold the keys this run would create."""
-
-
-class AccountMismatch(BinanceError):
-    """The key belongs to another account than the one the provider now signs for."""
-
-
-class KeyMissing(BinanceError):
-    """The key named does not exist on the account (decided by the key list)."""
 
 
 @dataclass(frozen=True)
@@ -324,7 +312,7 @@ class AccountKeys:
         self._record(new.symbol, api_key,
                      SpecialKey(api_key, new.api_name, new.ips, key_type, new.permission_mode))
 
-    def _explain_refusal(self, exc: InvalidRequest, new: NewKey) -> BinanceError:
+    def _explain_refusal(self, exc: InvalidRequest, new: NewKey) -> MarginSpecialKeysError:
         """Name the likely cause of a refused create from our own count and list, never from
         the wording of the exchange's message (which Binance does not document)."""
         try:
@@ -351,7 +339,7 @@ class AccountKeys:
         """The existing key to bring under management, checked against its declaration."""
         found = self.find(api_key, scope)
         if found is None:
-            raise KeyMissing(
+            raise KeyNotOnExchange(
                 f"adopt {api_key[:8]}…: {scope_label(scope)} lists no such key; check adoptApiKey"
                 " and symbol"
             )
@@ -375,7 +363,7 @@ class AccountKeys:
         self.client.edit_ip(api_key, scope, list(declared))
         held_key = self.listing(scope, listed_after=self._clock()).get(api_key)
         if held_key is None:
-            raise KeyMissing(
+            raise KeyNotOnExchange(
                 f"edit the IPs of {api_key[:8]}…: {scope_label(scope)} no longer lists it (deleted"
                 " outside this stack?); run `pulumi refresh`, then `pulumi up` creates it again"
             )

@@ -26,11 +26,13 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from .errors import MarginSpecialKeysError
+
 __all__ = ["AgeError", "Identity", "Recipient", "bech32_decode", "bech32_encode", "decrypt",
            "encrypt", "generate_identity", "parse_identities"]
 
 
-class AgeError(ValueError):
+class AgeError(MarginSpecialKeysError, ValueError):
     """Any reason a file, recipient or identity is refused; the message is one line for a person."""
 
 

@@ -24,8 +24,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from .errors import MarginSpecialKeysError
 
-class _Refused(Exception):
+
+class _Refused(MarginSpecialKeysError):
     """A failure whose message tells the person at the terminal what to do."""
 
 

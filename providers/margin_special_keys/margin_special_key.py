@@ -29,7 +29,7 @@ from pulumi.dynamic import (
 
 from . import spec, state_format
 from .account import AccountKeys, NewKey
-from .binance.errors import BinanceError, ConfigurationError
+from .errors import ConfigurationError, MarginSpecialKeysError
 from .key_type import KeyType
 
 if TYPE_CHECKING:
@@ -59,7 +59,7 @@ def _one_message(method: Method) -> Method:
     def at_the_edge(*args: Any) -> Any:
         try:
             return method(*args)
-        except (BinanceError, spec.InvalidSpec) as exc:
+        except MarginSpecialKeysError as exc:
             error: Exception = exc
         raise error.with_traceback(None) from None
 
@@ -130,7 +130,7 @@ class MarginSpecialKeyProvider(ResourceProvider):
                 inputs[state_format.CREATE_PLAN_KEY] = {
                     "preexisting_keys": self._keys().preexisting(inputs.get("symbol")),
                     "planned_at_ms": int(time.time() * 1000)}
-            except BinanceError as exc:
+            except MarginSpecialKeysError as exc:  # the exchange, or the account's room
                 result.append(CheckFailure("", str(exc)))
         return CheckResult(inputs, result)
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from .binance.errors import ConfigurationError
 from .binance.formats import API_KEY_PATTERN, HMAC_SECRET_PATTERN
+from .errors import ConfigurationError
 
 if TYPE_CHECKING:
     from .binance.client import BinanceClient

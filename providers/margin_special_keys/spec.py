@@ -16,6 +16,7 @@ from typing import Any
 
 from . import fields
 from .binance.formats import API_KEY_PATTERN, HMAC_SECRET_PATTERN, RSA_BITS
+from .errors import InvalidInput
 
 # pulumi.runtime.rpc.UNKNOWN: how the dynamic provider host hands over a value not yet known.
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
@@ -73,7 +74,7 @@ class Failure:
         return f"{render_path((*root, *field_part))}: {self.reason}"
 
 
-class InvalidValue(ValueError):
+class InvalidValue(InvalidInput):
     """A value refused at `subpath` below its field (an entry of a list, a key of a map)."""
 
     def __init__(self, reason: str, subpath: Path = ()) -> None:
@@ -82,7 +83,7 @@ class InvalidValue(ValueError):
         self.subpath = subpath
 
 
-class InvalidSpec(ValueError):
+class InvalidSpec(InvalidInput):
     def __init__(self, failures: list[Failure]) -> None:
         super().__init__("; ".join(f.python() for f in failures))
         self.failures = failures

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import fields, spec
+from .errors import InvalidInput
 
 # camelCase config name -> resource keyword argument, and the resource options; from fields.py
 FIELDS = fields.CONFIG_NAMES
@@ -24,7 +25,7 @@ CONFIG_NAMESPACE = "margin-special-keys"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 
 
-class StackConfigError(ValueError):
+class StackConfigError(InvalidInput):
     """Malformed stack config; the message lists every problem with its path."""
 
     def __init__(self, problems: list[str]) -> None:

@@ -18,8 +18,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from margin_special_keys.binance.client import BinanceClient
-from margin_special_keys.binance.errors import OutcomeUnknown, RateLimited
+from margin_special_keys.binance.errors import RateLimited
 from margin_special_keys.binance.signing import HmacSigner, PrivateKeySigner
+from margin_special_keys.errors import OutcomeUnknown
 
 SECRET = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j"
 # binance-common annotates encoded_string as taking a str; it takes the parameter dict.

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from margin_special_keys.account import DuplicateName, ExchangeStateMismatch
+from margin_special_keys.errors import DuplicateName, ExchangeStateMismatch
 from margin_special_keys.margin_special_key import MarginSpecialKeyProvider
 from margin_special_keys.sandbox.dialects import Dialect, every_variant
 from tests.harness import SandboxAccount, SandboxProcess

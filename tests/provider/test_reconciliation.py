@@ -8,15 +8,13 @@ from typing import Any
 
 import pytest
 
-from margin_special_keys.account import DuplicateName
 from margin_special_keys.binance.errors import (
     AuthenticationError,
     NotMarginPair,
-    NotSent,
-    OutcomeUnknown,
     RateLimited,
     UnsupportedAccount,
 )
+from margin_special_keys.errors import DuplicateName, NotSent, OutcomeUnknown
 from margin_special_keys.margin_special_key import MarginSpecialKeyProvider
 from tests.harness import UNKNOWN_OUTCOME_FAULTS, SandboxAccount, SandboxProcess
 from tests.provider.conftest import checked, configured

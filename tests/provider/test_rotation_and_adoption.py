@@ -9,12 +9,12 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
-from margin_special_keys.account import (
+from margin_special_keys.errors import (
     AccountKeyLimit,
     AccountMismatch,
     DuplicateName,
     ExchangeStateMismatch,
-    KeyMissing,
+    KeyNotOnExchange,
 )
 from margin_special_keys.margin_special_key import MarginSpecialKeyProvider
 from tests.harness import SandboxAccount, SandboxProcess, same_secret
@@ -104,7 +104,7 @@ def test_adoption_refuses_a_mismatch(
         provider.create(checked(provider, api_name="legacy", adopt_api_key=made.api_key))
     with pytest.raises(ExchangeStateMismatch, match="apiName on the exchange is «legacy»"):
         provider.create(checked(provider, api_name="other", key_type="HMAC", adopt_api_key=made.api_key))
-    with pytest.raises(KeyMissing, match="lists no such key"):
+    with pytest.raises(KeyNotOnExchange, match="lists no such key"):
         provider.create(checked(provider, api_name="legacy", key_type="HMAC", adopt_api_key="N" * 64))
     sandbox.script_client(account).delete_special_key(made.api_key, None)
 

@@ -34,7 +34,8 @@ def test_uid_weight_limit_answers_429_with_retry_after(tmp_path: Path) -> None:
 def retry_after(limiter: RateLimiter, account: str, at_ms: int) -> int:
     with pytest.raises(ExchangeError) as refused:
         limiter.charge(account, LIST, 1, at_ms)
-    return int(refused.value.retry_after)  # type: ignore[attr-defined]
+    assert refused.value.retry_after is not None
+    return refused.value.retry_after
 
 
 def test_weight_is_counted_per_calendar_minute_as_binance_does() -> None:

@@ -13,16 +13,16 @@ from typing import Any
 
 import pytest
 
-from margin_special_keys.account import (
-    ACCOUNT_KEY_LIMIT,
-    AccountKeyLimit,
-    AccountKeys,
-    DuplicateName,
-    KeyMissing,
-    NewKey,
-)
+from margin_special_keys.account import ACCOUNT_KEY_LIMIT, AccountKeys, NewKey
 from margin_special_keys.binance.client import CreatedKey, SpecialKey
-from margin_special_keys.binance.errors import InvalidRequest, KeyNotFound, NotSent, OutcomeUnknown
+from margin_special_keys.binance.errors import InvalidRequest, UnknownApiKey
+from margin_special_keys.errors import (
+    AccountKeyLimit,
+    DuplicateName,
+    KeyNotOnExchange,
+    NotSent,
+    OutcomeUnknown,
+)
 from margin_special_keys.key_type import KeyType
 
 
@@ -76,7 +76,7 @@ class FakeClient:
     def delete_special_key(self, api_key: str, symbol: str | None) -> None:
         self.calls.append(f"delete {api_key}")
         if self.keys.setdefault(symbol, {}).pop(api_key, None) is None and self.missing_key_code:
-            raise KeyNotFound(400, -2008, "Invalid Api-Key ID.", "delete special key")
+            raise UnknownApiKey(400, -2008, "Invalid Api-Key ID.", "delete special key")
 
     def edit_ip(self, api_key: str, symbol: str | None, ips: list[str]) -> None:
         self.calls.append(f"edit {api_key}")
@@ -170,10 +170,10 @@ def test_gone_is_decided_by_a_fresh_list_not_an_error_code() -> None:
     made = keys.create(ED)
 
     def refuse(api_key: str, symbol: str | None) -> None:
-        raise KeyNotFound(400, -2008, "Invalid Api-Key ID.", "delete special key")
+        raise UnknownApiKey(400, -2008, "Invalid Api-Key ID.", "delete special key")
 
     client.delete_special_key = refuse  # type: ignore[method-assign]
-    with pytest.raises(KeyNotFound):  # it still exists: the error stands
+    with pytest.raises(UnknownApiKey):  # it still exists: the error stands
         keys.delete(made.api_key, None)
 
 
@@ -184,7 +184,7 @@ def test_an_ip_edit_is_proven_by_the_list() -> None:
     keys.edit_ips(made.api_key, None, ["10.0.0.2"])
     assert client.keys[None][made.api_key].ips == ("10.0.0.2",)
     del client.keys[None][made.api_key]
-    with pytest.raises(KeyMissing, match="no longer lists it"):
+    with pytest.raises(KeyNotOnExchange, match="no longer lists it"):
         keys.edit_ips(made.api_key, None, ["10.0.0.3"])
 
 

@@ -8,7 +8,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from margin_special_keys.binance.errors import ConfigurationError
+from margin_special_keys.errors import ConfigurationError
 from margin_special_keys.settings import make_client, read_settings
 
 API_KEY = "A" * 64
@@ -90,7 +90,7 @@ def test_settings_and_client_reprs_hide_credentials() -> None:
 
 
 def test_an_hmac_secret_given_as_private_key_gets_the_hint_to_use_secret_key() -> None:
-    from margin_special_keys.binance.errors import ConfigurationError
+    from margin_special_keys.errors import ConfigurationError
     from margin_special_keys.settings import read_settings
 
     config = {"binance:apiKey": "K" * 64, "binance:privateKey": "s" * 64}
@@ -104,7 +104,7 @@ def test_an_hmac_secret_given_as_private_key_gets_the_hint_to_use_secret_key() -
                                  "https://api.binance.com:8443", "http://127.0.0.1:8200/v1/secret",
                                  "https://10.0.0.5", "https://192.168.1.20"])
 def test_a_base_url_that_is_not_binance_is_refused_unless_the_environment_names_it(url: str) -> None:
-    from margin_special_keys.binance.errors import ConfigurationError
+    from margin_special_keys.errors import ConfigurationError
     from margin_special_keys.settings import read_settings, unusual_endpoint
 
     config = {"binance:apiKey": "K" * 64, "binance:secretKey": "s" * 64, "binance:baseUrl": url}

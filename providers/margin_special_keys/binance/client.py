@@ -18,17 +18,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
+from ..errors import MalformedAnswer, NotSent, OutcomeUnknown
 from ..key_type import KeyType
-from .errors import (
-    BinanceAPIError,
-    MalformedAnswer,
-    NotSent,
-    OutcomeUnknown,
-    RateLimited,
-    ServerError,
-    TimestampError,
-    error_for,
-)
+from .errors import BinanceAPIError, RateLimited, ServerError, TimestampError, error_for
 from .signing import Signer
 
 NO_IP = "0.0.0.0"

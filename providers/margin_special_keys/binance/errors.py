@@ -1,35 +1,13 @@
-"""Binance error codes as typed exceptions with messages a person can act on.
+"""Binance's error answers as typed exceptions with messages a person can act on: one class per
+code family, below BinanceAPIError in the package's one tree (errors.py).
 
-Messages carry the exchange's code and text and our advice; never a request's parameters,
-signature or any credential.
+Messages carry the exchange's code, its text (marked, and only from Binance's own hosts) and our
+advice; never a request's parameters, signature or any credential.
 """
 
 from __future__ import annotations
 
-
-class BinanceError(Exception):
-    """Base of everything the client raises."""
-
-
-class ConfigurationError(BinanceError):
-    """The provider's own settings (credentials, base URL) are missing or wrong."""
-
-
-class OutcomeUnknown(BinanceError):
-    """The request may or may not have been carried out (5xx, timeout, dropped connection).
-
-    Binance documents 5xx answers as "execution status UNKNOWN": a create that ends this way
-    must be reconciled against the exchange before it is retried.
-    """
-
-
-class NotSent(BinanceError):
-    """The request never left this machine (connection refused, DNS failure, TLS refused):
-    nothing happened on the exchange, so nothing needs reconciling."""
-
-
-class MalformedAnswer(BinanceError):
-    """A 200 whose body is not the documented shape."""
+from ..errors import BinanceError
 
 
 class BinanceAPIError(BinanceError):
@@ -81,10 +59,11 @@ class SignatureError(BinanceAPIError):
 
 
 class TimestampError(BinanceAPIError):
+    retry_safe = True  # after the clock is synced with the exchange's
     advice = "this machine's clock is too far from Binance's; sync it (NTP) or raise binance:recvWindow"
 
 
-class KeyNotFound(BinanceAPIError):
+class UnknownApiKey(BinanceAPIError):
     # -2008 is not in Binance's current error list: never taken alone as proof that a key is
     # gone; the provider asks the key list.
     advice = "no special key with that apiKey exists on this account and symbol"
@@ -115,6 +94,7 @@ class UnsupportedAccount(BinanceAPIError):
 
 
 class RateLimited(BinanceAPIError):
+    retry_safe = True  # after the wait Retry-After asks for
     advice = "the request-weight limit was hit; waited as Retry-After said, then gave up"
 
 
@@ -127,7 +107,7 @@ _BY_CODE: dict[int, type[BinanceAPIError]] = {
     -1022: SignatureError,
     -2014: AuthenticationError,
     -2015: AuthenticationError,
-    -2008: KeyNotFound,
+    -2008: UnknownApiKey,
     -1100: InvalidRequest,
     -1102: InvalidRequest,
     -1103: InvalidRequest,

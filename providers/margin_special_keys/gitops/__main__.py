@@ -44,16 +44,16 @@ def _ask(what: str) -> bool:
 
 
 def _preflight(project: Path, stacks: list[str], args: argparse.Namespace) -> int:
-    from margin_special_keys.binance.errors import BinanceError
+    from margin_special_keys.errors import MarginSpecialKeysError
 
     from . import preflight as checks
-    from .runner import StackUnavailable, preflight
+    from .runner import preflight
 
     results: dict[str, list[checks.Row]] = {}
     for name in stacks:
         try:
             results[name] = preflight(project, name, Path(args.record) if args.record else None)
-        except (BinanceError, StackUnavailable, ValueError) as exc:
+        except (MarginSpecialKeysError, ValueError) as exc:
             results[name] = [checks.Row("settings", checks.FAIL, str(exc).splitlines()[0],
                                         "fix the stack's binance:* config")]
     summary = "\n".join(checks.table(name, rows) for name, rows in results.items())

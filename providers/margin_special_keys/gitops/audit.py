@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..errors import RunnerError
 from . import backends, orphans
 from .orphans import Finding, ListedKey, StackKeys
 
@@ -38,7 +39,7 @@ CommandsFor = Callable[[str], "StackCommands"]
 Say = Callable[[str], None]
 
 
-class Refused(Exception):
+class Refused(RunnerError):
     """Nothing was deleted; the message says why and what to do."""
 
 

@@ -26,11 +26,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
+from ..errors import RunnerError
+
 BOOKKEEPING = ".pulumi"
 DEFAULT_POSTGRES_TABLE = "pulumi_state"  # pkg/backend/diy/postgres/bucket.go
 
 
-class LocksUnreadable(Exception):
+class LocksUnreadable(RunnerError):
     """The runner cannot tell whether a run holds the stack's lock; the message says what to check."""
 
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..errors import RunnerError
+
 
 def pulumi_environment(base: Mapping[str, str] | None = None, *, backend: str | None = None,
                        passphrase: str | None = None, home: Path | None = None,
@@ -60,7 +62,7 @@ class Run:
         return self.stdout + self.stderr
 
 
-class StackNotFound(Exception):
+class StackNotFound(RunnerError):
     """The backend has no stack of that name."""
 
 

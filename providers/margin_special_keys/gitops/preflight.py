@@ -42,11 +42,8 @@ def run_preflight(client: Any, *, other_api_keys: int, recv_window_ms: int,
                   declared: list[tuple[str, str | None, bool]],
                   clock: Callable[[], float] = time.time) -> list[Row]:
     """`declared`: (apiName, symbol, adopted) of each key the stack declares."""
-    from margin_special_keys.binance.errors import (
-        AuthenticationError,
-        BinanceError,
-        SignatureError,
-    )
+    from margin_special_keys.binance.errors import AuthenticationError, SignatureError
+    from margin_special_keys.errors import BinanceError
 
     rows: list[Row] = []
 

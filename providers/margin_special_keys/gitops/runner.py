@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from ..errors import RunnerError
 from . import audit, backends, orphans
 from .engine import StackCommands, StackNotFound, stack_config_dir
 from .report import StackResult, our_words
@@ -134,7 +135,7 @@ def progress(stack: str, line: str) -> None:
             print(f"[{stack}] {text}", file=sys.stderr, flush=True)
 
 
-class StackUnavailable(Exception):
+class StackUnavailable(RunnerError):
     """The stack cannot be worked on as it is; the message says what to do."""
 
 

@@ -13,12 +13,14 @@ class ExchangeError(Exception):
 
     status = 400
 
-    def __init__(self, code: int, msg: str, status: int | None = None) -> None:
+    def __init__(self, code: int, msg: str, status: int | None = None,
+                 retry_after: int | None = None) -> None:
         super().__init__(f"{code}: {msg}")
         self.code = code
         self.msg = msg
         if status is not None:
             self.status = status
+        self.retry_after = retry_after  # seconds, sent as the Retry-After header
 
     def body(self) -> dict[str, object]:
         return {"code": self.code, "msg": self.msg}
@@ -33,12 +35,12 @@ def unsupported_operation(msg: str) -> ExchangeError:
     return ExchangeError(-1020, f"UNSUPPORTED_OPERATION: {msg}")
 
 
-def too_many_requests(limit: int) -> ExchangeError:
+def too_many_requests(limit: int, retry_after: int | None = None) -> ExchangeError:
     return ExchangeError(
         -1003,
         f"Too many requests; current limit of UID is {limit} request weight per 1 MINUTE. "
         "Please use the websocket for live updates to avoid polling the API.",
-        status=429,
+        status=429, retry_after=retry_after,
     )
 
 

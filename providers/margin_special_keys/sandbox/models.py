@@ -91,10 +91,8 @@ class RateLimiter:
             key = (account_id, endpoint, window)
             used = self._used.get(key, 0)
             if used + weight > self.limit:
-                err = errors.too_many_requests(self.limit)
                 left_ms = length - (at_ms - origin) % length
-                err.retry_after = max(1, (left_ms + 999) // 1000)  # type: ignore[attr-defined]
-                raise err
+                raise errors.too_many_requests(self.limit, retry_after=max(1, (left_ms + 999) // 1000))
             self._used = {k: v for k, v in self._used.items() if k[0] != account_id or k[2] >= window - 1}
             self._used[key] = used + weight
             return used + weight

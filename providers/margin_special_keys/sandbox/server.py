@@ -221,10 +221,7 @@ class RequestHandler(BaseHTTPRequestHandler):
             if rule is not None and rule.action == "drop_before":
                 raise DropConnection
             if rule is not None and rule.action == "error":
-                err = ExchangeError(rule.code, rule.msg, status=rule.status)
-                if rule.retry_after is not None:
-                    err.retry_after = rule.retry_after  # type: ignore[attr-defined]
-                raise err
+                raise ExchangeError(rule.code, rule.msg, status=rule.status, retry_after=rule.retry_after)
             payload, headers = self._dispatch(method, path, query, body)
             if rule is not None and rule.action == "latency_after":
                 time.sleep(rule.delay_ms / 1000)
@@ -242,9 +239,8 @@ class RequestHandler(BaseHTTPRequestHandler):
             return
         except ExchangeError as err:
             status, payload = err.status, err.body()
-            retry_after = getattr(err, "retry_after", None)
-            if retry_after is not None:
-                headers["Retry-After"] = str(retry_after)
+            if err.retry_after is not None:
+                headers["Retry-After"] = str(err.retry_after)
         except Exception:  # noqa: BLE001 - a sandbox bug must still answer like an exchange
             unknown = errors.unknown_error()
             status, payload = unknown.status, unknown.body()
