@@ -69,6 +69,24 @@ def scope_label(symbol: Scope) -> str:
 
 
 @dataclass(frozen=True)
+class Room:
+    """An account's special keys by scope, and the room they leave under Binance's limit (normal
+    and special keys together; Binance lists normal keys nowhere: binance:otherApiKeys declares
+    them)."""
+
+    by_scope: dict[Scope, list[SpecialKey]]
+    other_api_keys: int
+
+    @property
+    def special_keys(self) -> int:
+        return sum(len(keys) for keys in self.by_scope.values())
+
+    @property
+    def free(self) -> int:
+        return max(0, ACCOUNT_KEY_LIMIT - self.special_keys - self.other_api_keys)
+
+
+@dataclass(frozen=True)
 class NewKey:
     """What a create sends. `public_key` None: an HMAC key, whose secret Binance makes."""
 
@@ -232,11 +250,11 @@ class AccountKeys:
         else:
             self.reserve(token, what)
 
-    def _count_keys(self) -> int:
-        """Special keys on the account: the cross margin account and every usable isolated pair.
-        Binance lists normal keys nowhere; binance:otherApiKeys declares them. The lists go out
-        together (the cross margin one beside the query of the pairs): the same requests, one
-        round trip instead of one per scope, while every other key's check waits for this count."""
+    def room(self) -> Room:
+        """The account's keys, scope by scope (the cross margin account and every usable isolated
+        pair), against Binance's limit. The lists go out together (the cross margin one beside the
+        query of the pairs): the same requests, one round trip instead of one per scope, while
+        every other key's check waits for this count."""
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(max_workers=4, thread_name_prefix="count-keys") as pool:
@@ -244,7 +262,13 @@ class AccountKeys:
             symbols = self.client.isolated_symbols()
             self._usable_pairs = set(symbols)
             isolated = list(pool.map(self.listing, symbols))
-            return len(cross.result()) + sum(len(keys) for keys in isolated)
+            by_scope: dict[Scope, list[SpecialKey]] = {None: list(cross.result().values())}
+            by_scope.update((symbol, list(keys.values()))
+                            for symbol, keys in zip(symbols, isolated, strict=True))
+        return Room(by_scope, self.other_api_keys)
+
+    def _count_keys(self) -> int:
+        return self.room().special_keys
 
     # --- the operations ---
 

@@ -23,7 +23,6 @@ OK, WARN, FAIL = "ok", "warn", "fail"
 # the key's name after it); the README lists the same (tests/provider/test_preflight.py).
 CHECKS = ("clock", "signed request", "key permissions", "key IP restriction", "key withdrawals",
           "margin account", "pair", "room", "name")
-ACCOUNT_KEY_LIMIT = 30
 
 
 @dataclass
@@ -62,9 +61,13 @@ def run_preflight(client: Any, *, other_api_keys: int, recv_window_ms: int,
         rows.append(Row("clock", FAIL, _error_text(exc), "check binance:baseUrl and the network path"))
         return rows
 
-    # 2. One signed read: the provider key, its secret and its key type work.
+    # 2. One signed read: the provider key, its secret and its key type work. The account's keys
+    # are read as the provider reads them (AccountKeys): the room below counts this list too.
+    from margin_special_keys.account import AccountKeys
+
+    keys = AccountKeys(client, other_api_keys)
     try:
-        cross = client.list_special_keys(None)
+        keys.listing(None)
         rows.append(Row("signed request", OK, "a signed read of the special-key list succeeded"))
     except SignatureError as exc:
         rows.append(Row("signed request", FAIL, _error_text(exc),
@@ -113,27 +116,24 @@ def run_preflight(client: Any, *, other_api_keys: int, recv_window_ms: int,
         rows.append(Row("margin account", FAIL, _error_text(exc),
                         "open a margin account (Portfolio Margin accounts cannot hold special keys)"))
 
-    # 5. The isolated pairs declared, and the keys of every scope.
-    usable = set(client.isolated_symbols())
-    scopes: dict[str | None, list[Any]] = {None: cross}
-    for symbol in sorted(usable):
-        scopes[symbol] = client.list_special_keys(symbol)
-    for symbol in sorted({s for _, s, _ in declared if s}):
-        if symbol in usable:
-            rows.append(Row(f"pair {symbol}", OK, "the isolated margin pair exists and is enabled"))
+    # 5. The isolated pairs declared, and the keys of every scope against the account's limit,
+    # counted as the provider counts them (AccountKeys.room).
+    room = keys.room()
+    scopes = room.by_scope
+    for pair in sorted({s for _, s, _ in declared if s}):
+        if pair in scopes:
+            rows.append(Row(f"pair {pair}", OK, "the isolated margin pair exists and is enabled"))
         else:
-            rows.append(Row(f"pair {symbol}", FAIL, "no enabled isolated margin account for this pair",
-                            f"open {symbol} in Isolated Margin, or remove the keys that name it"))
-    special = sum(len(keys) for keys in scopes.values())
-    room = ACCOUNT_KEY_LIMIT - special - other_api_keys
-    by_scope = ", ".join(f"{s or 'cross margin'} {len(k)}" for s, k in scopes.items())
+            rows.append(Row(f"pair {pair}", FAIL, "no enabled isolated margin account for this pair",
+                            f"open {pair} in Isolated Margin, or remove the keys that name it"))
+    by_scope = ", ".join(f"{scope or 'cross margin'} {len(held)}" for scope, held in scopes.items())
     new_keys = [(name, symbol) for name, symbol, adopted in declared if not adopted]
-    existing = {(k.api_name, s) for s, keys in scopes.items() for k in keys}
+    existing = {(k.api_name, scope) for scope, held in scopes.items() for k in held}
     to_create = [key for key in new_keys if key not in existing]
-    status = OK if room >= len(to_create) else FAIL
+    status = OK if room.free >= len(to_create) else FAIL
     rows.append(Row("room", status,
-                    f"{special} special keys ({by_scope}) + binance:otherApiKeys={other_api_keys}:"
-                    f" room for {max(room, 0)} of the {len(to_create)} new key(s) declared",
+                    f"{room.special_keys} special keys ({by_scope}) + binance:otherApiKeys={other_api_keys}:"
+                    f" room for {room.free} of the {len(to_create)} new key(s) declared",
                     "" if status == OK else "free keys on the account, or declare fewer"))
 
     # 6. Declared names that already exist: adopt them, or they will be refused as duplicates.
