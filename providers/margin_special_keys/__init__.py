@@ -9,8 +9,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from margin_special_keys.margin_special_key import MarginSpecialKeyProvider
-    from margin_special_keys.resource import MarginSpecialKey
+    from .margin_special_key import MarginSpecialKeyProvider
+    from .resource import MarginSpecialKey
 
 # Each name and the module it lives in.
 _HOMES = {"MarginSpecialKey": "margin_special_keys.resource",

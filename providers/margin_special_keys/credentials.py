@@ -58,7 +58,7 @@ def _read_sealed(path: str) -> bytes:
 
 
 def _open(args: argparse.Namespace) -> None:
-    from margin_special_keys.age import decrypt, parse_identities
+    from .age import decrypt, parse_identities
 
     identities = parse_identities(_read_identities_text(args.identity))
     plaintext = decrypt(_read_sealed(args.file), identities)
@@ -80,7 +80,7 @@ def _open(args: argparse.Namespace) -> None:
 
 
 def _keygen(args: argparse.Namespace) -> None:
-    from margin_special_keys.age import generate_identity
+    from .age import generate_identity
 
     identity = generate_identity()
     created = datetime.now(UTC).isoformat(timespec="seconds")

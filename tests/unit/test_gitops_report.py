@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
+from margin_special_keys.gitops.events import KeyStep, error_text
 from margin_special_keys.gitops.orphans import ORPHAN, OTHER_STACK, UNMANAGED, UNPROVEN, Finding
 from margin_special_keys.gitops.report import StackResult, as_json, exit_code, markdown
-from margin_special_keys.gitops.runner import _error_text
 
 
 def test_exit_codes() -> None:
@@ -65,22 +65,25 @@ Diagnostics:
 Resources:
     1 errored
 """
-    assert _error_text(Exception(raw)) == (
+    assert error_text(Exception(raw)) == (
         'stack config is not valid: keys[0].ipWhitelist[0]: "10.0.0.0/8" is a range; list addresses')
 
 
 def test_the_summary_names_each_key_that_changes_and_flags_new_credentials() -> None:
-    steps = [{"key": "bot-01", "op": "replace", "fields": ["keepers"], "because": ["keepers"]},
-             {"key": "bot-02", "op": "update", "fields": ["ipWhitelist"], "because": []},
-             {"key": "bot-03", "op": "replace", "fields": ["rotateAfterDays"], "because": []}]
+    steps = [KeyStep("bot-01", "replace", ["keepers"], ["keepers"]),
+             KeyStep("bot-02", "update", ["ipWhitelist"], [], {"ipWhitelist": ["10.0.0.1"]},
+                     {"ipWhitelist": ["10.0.0.2"]}, ["10.0.0.1"], ["10.0.0.2"]),
+             KeyStep("bot-03", "replace", ["rotateAfterDays"], [])]
     result = StackResult("sub2", "preview", changes={"replace": 2, "update": 1}, steps=steps)
     md = markdown([result], "preview")
     assert "| `sub2` | ✅ changes | 0 | 1 | 2 | 0 |" in md
     assert ("- `sub2` · **bot-01** · replace because of keepers — ⚠️ new credentials: the trading"
             " system must switch to the new key") in md
-    assert "- `sub2` · **bot-02** · update (ipWhitelist)" in md
+    assert "- `sub2` · **bot-02** · update (ipWhitelist): adds 10.0.0.2; removes 10.0.0.1" in md
     assert "because of age (rotateAfterDays)" in md
-    assert json.loads(as_json([result], "preview"))["stacks"][0]["steps"] == steps
+    assert json.loads(as_json([result], "preview"))["stacks"][0]["steps"] == [s.as_dict() for s in steps]
+    drift = markdown([StackResult("sub2", "drift", drifted=True, steps=steps[1:2])], "drift")
+    assert "on Binance, not declared: 10.0.0.1; declared, not on Binance: 10.0.0.2" in drift
 
 
 def test_nothing_put_into_markdown_can_inject_a_row_a_link_or_a_mention() -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from margin_special_keys.gitops.runner import discover_stacks, stack_file_problems
+from margin_special_keys.gitops.discovery import discover_stacks, stack_file_problems
 from tests.harness import ROOT
 
 STACK = "config:\n  margin-special-keys:keys: []\n"

@@ -30,9 +30,12 @@ import os
 import sys
 from pathlib import Path
 
+from .audit import delete_key, delete_orphans
+from .discovery import discover_stacks
 from .engine import stack_config_dir
+from .exit_mode import exit_special_key_mode
 from .report import as_json, exit_code, markdown
-from .runner import OPERATIONS, delete_key, delete_orphans, discover_stacks, exit_special_key_mode, run
+from .runner import OPERATIONS, run
 
 
 def _ask(what: str) -> bool:
@@ -44,8 +47,7 @@ def _ask(what: str) -> bool:
 
 
 def _preflight(project: Path, stacks: list[str], args: argparse.Namespace) -> int:
-    from margin_special_keys.errors import MarginSpecialKeysError
-
+    from ..errors import MarginSpecialKeysError
     from . import preflight as checks
     from .runner import preflight
 

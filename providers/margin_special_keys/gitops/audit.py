@@ -19,7 +19,10 @@ it; apiKeys are unique, so a key any of their states holds is never listed as an
 
 from __future__ import annotations
 
+import functools
 import os
+import sys
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -28,11 +31,14 @@ from typing import TYPE_CHECKING
 
 from ..errors import RunnerError
 from . import backends, orphans
+from .discovery import commands_for, discover_stacks, progress
+from .events import error_text
 from .orphans import Finding, ListedKey, StackKeys
+from .reaping import end_leftover_plugins
+from .report import StackResult, our_words
 
 if TYPE_CHECKING:
-    from margin_special_keys.account import AccountKeys
-
+    from ..account import AccountKeys
     from .engine import StackCommands
 
 CommandsFor = Callable[[str], "StackCommands"]
@@ -55,15 +61,15 @@ def project_name(project_dir: Path) -> str:
 
 def account_keys(config: dict[str, str]) -> AccountKeys:
     """The account a stack's provider signs for, as the provider sees it."""
-    from margin_special_keys.account import AccountKeys
-    from margin_special_keys.settings import make_client, read_settings
+    from ..account import AccountKeys
+    from ..settings import make_client, read_settings
 
     settings = read_settings(config.get, os.environ)
     return AccountKeys(make_client(settings), settings.other_api_keys)
 
 
 def listed_keys(keys: AccountKeys) -> list[ListedKey]:
-    from margin_special_keys.spec import held_ips
+    from ..spec import held_ips
 
     return [ListedKey(key.api_key, key.api_name, scope, frozenset(held_ips(key.ips)),
                       key.key_type.value if key.key_type else None, key.permission_mode)
@@ -270,7 +276,7 @@ def _named(project: Project, stack: str, api_key: str) -> tuple[AccountKeys, Lis
     return keys, key, finding
 
 
-def delete_key(read_project: Callable[[], Project], stack: str, api_key: str,
+def delete_named(read_project: Callable[[], Project], stack: str, api_key: str,
                confirm: Callable[[str], bool], say: Say) -> int:
     """Delete one key a person names by apiKey, on the account of `stack`: for a key the audit
     cannot prove. Shows the key and whose it is, asks, then checks everything again before it
@@ -303,3 +309,83 @@ def delete_key(read_project: Callable[[], Project], stack: str, api_key: str,
     return 0
 
 
+# --- the audit as the runner runs it ---
+
+
+def project_of(project_dir: Path, parallel: int = 4) -> Project:
+    """Every stack of the project as the audit reads them: each stack file, and every stack the
+    backend holds for the project (gitops/audit.py)."""
+    return Project.read(project_dir, lambda s: commands_for(project_dir, s),
+                              discover_stacks(project_dir), parallel)
+
+
+def audit_orphans(project_dir: Path, stacks: list[str], parallel: int) -> list[StackResult]:
+    """The orphan audit of `stacks`; every stack of the project counts, whatever is selected."""
+    start = time.monotonic()
+    for name in stacks:
+        progress(name, "== orphans started")
+    project = project_of(project_dir, parallel)
+    found = audit(project, stacks, lambda name: functools.partial(progress, name))
+    results = []
+    for name in stacks:
+        result = StackResult(stack=name, operation="orphans")
+        outcome = found[name]
+        if isinstance(outcome, Busy):
+            result.busy = str(outcome)
+        elif isinstance(outcome, Exception):
+            result.ok, result.error = False, our_words(error_text(outcome))
+        else:
+            result.orphans = outcome
+        result.duration_s = round(time.monotonic() - start, 2)
+        verdict = ("failed: " + (result.error or "") if not result.ok
+                   else f"not run: {result.busy}" if result.busy else "done")
+        progress(name, f"== orphans {verdict} in {result.duration_s:.1f}s")
+        results.append(result)
+    end_leftover_plugins(project_dir)
+    return results
+
+
+def delete_orphans(project_dir: Path, results: list[StackResult],
+                   confirm: Callable[[str], bool]) -> None:
+    """Delete, by apiKey, the keys each stack provably made and lost (gitops/audit.py): only
+    after `confirm`, and never while a run holds a stack of the account or where the runner
+    cannot tell. Every other verdict is reported and never touched. A stack whose deletion is
+    refused reads busy (another run holds a stack) or failed (with why), in its summary row."""
+    doomed = [(r.stack, f) for r in results if r.ok for f in r.orphans if f.verdict == orphans.ORPHAN]
+    if not doomed:
+        return
+    print("these keys will be deleted, by apiKey:", file=sys.stderr)
+    for stack, f in doomed:
+        print(f"  [{stack}] {f.api_key} {f.api_name!r} on {f.scope}", file=sys.stderr)
+    if not confirm(f"delete {len(doomed)} orphaned key(s)"):
+        return
+    try:
+        project = project_of(project_dir)
+    except Refused as exc:
+        for result in results:
+            if any(s == result.stack for s, _ in doomed):
+                result.ok, result.error = False, f"nothing deleted: {exc}"
+        return
+    by_stack = {r.stack: r for r in results}
+    for stack in dict.fromkeys(s for s, _ in doomed):
+        shown = {f.api_key: f for s, f in doomed if s == stack}
+        def mark(finding: orphans.Finding, shown: dict[str, orphans.Finding] = shown) -> None:
+            shown[finding.api_key].deleted = True
+
+        try:
+            delete_proven(project, stack, set(shown), functools.partial(progress, stack), mark)
+        except Busy as exc:
+            progress(stack, f"refusing to delete: {exc}")
+            by_stack[stack].busy = str(exc)
+            continue
+        except Exception as exc:  # noqa: BLE001 - said in the stack's row; the others go on
+            progress(stack, f"refusing to delete: {error_text(exc)}")
+            by_stack[stack].ok, by_stack[stack].error = False, our_words(
+                f"nothing more deleted: {error_text(exc)}")
+            continue
+
+
+def delete_key(project_dir: Path, stack: str, api_key: str, confirm: Callable[[str], bool]) -> int:
+    """`delete-key`: one key a person names, on one stack's account (gitops/audit.py)."""
+    return delete_named(lambda: project_of(project_dir), stack, api_key, confirm,
+                            functools.partial(progress, stack))

@@ -41,7 +41,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from margin_special_keys.account import key_digest
+from ..account import key_digest
 
 ORPHAN = "orphan"  # provably this stack's: the only verdict ever deleted
 OTHER_STACK = "another stack's"  # another stack's pending create explains it: its own audit decides
@@ -96,7 +96,7 @@ class PendingCreate:
         if not isinstance(api_name, str) or inputs.get("adopt_api_key"):
             return None
         ips = inputs.get("ip_whitelist") or []
-        from margin_special_keys.state_format import CREATE_PLAN_KEY
+        from ..state_format import CREATE_PLAN_KEY
 
         plan = inputs.get(CREATE_PLAN_KEY)
         plan = plan if isinstance(plan, dict) else {}

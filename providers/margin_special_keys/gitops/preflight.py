@@ -33,7 +33,7 @@ class Row:
     fix: str = ""
 
 
-def _error_text(exc: Exception) -> str:
+def _first_line(exc: Exception) -> str:
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
@@ -41,8 +41,8 @@ def run_preflight(client: Any, *, other_api_keys: int, recv_window_ms: int,
                   declared: list[tuple[str, str | None, bool]],
                   clock: Callable[[], float] = time.time) -> list[Row]:
     """`declared`: (apiName, symbol, adopted) of each key the stack declares."""
-    from margin_special_keys.binance.errors import AuthenticationError, SignatureError
-    from margin_special_keys.errors import BinanceError
+    from ..binance.errors import AuthenticationError, SignatureError
+    from ..errors import BinanceError
 
     rows: list[Row] = []
 
@@ -58,36 +58,36 @@ def run_preflight(client: Any, *, other_api_keys: int, recv_window_ms: int,
                         "" if status == OK
                         else "sync this machine's clock (NTP), or raise binance:recvWindow"))
     except BinanceError as exc:
-        rows.append(Row("clock", FAIL, _error_text(exc), "check binance:baseUrl and the network path"))
+        rows.append(Row("clock", FAIL, _first_line(exc), "check binance:baseUrl and the network path"))
         return rows
 
     # 2. One signed read: the provider key, its secret and its key type work. The account's keys
     # are read as the provider reads them (AccountKeys): the room below counts this list too.
-    from margin_special_keys.account import AccountKeys
+    from ..account import AccountKeys
 
     keys = AccountKeys(client, other_api_keys)
     try:
         keys.listing(None)
         rows.append(Row("signed request", OK, "a signed read of the special-key list succeeded"))
     except SignatureError as exc:
-        rows.append(Row("signed request", FAIL, _error_text(exc),
+        rows.append(Row("signed request", FAIL, _first_line(exc),
                         "binance:privateKey or binance:secretKey must belong to binance:apiKey, of"
                         " the same key type (Ed25519, RSA or HMAC)"))
         return rows
     except AuthenticationError as exc:
-        rows.append(Row("signed request", FAIL, _error_text(exc),
+        rows.append(Row("signed request", FAIL, _first_line(exc),
                         "check binance:apiKey, that it has \"Enable Spot & Margin Trading\", and"
                         " that this machine's IP is on its list"))
         return rows
     except BinanceError as exc:
-        rows.append(Row("signed request", FAIL, _error_text(exc), "see the message"))
+        rows.append(Row("signed request", FAIL, _first_line(exc), "see the message"))
         return rows
 
     # 3. The provider key's own restrictions.
     try:
         restrictions = client.api_restrictions()
     except BinanceError as exc:
-        rows.append(Row("key permissions", WARN, f"could not read them: {_error_text(exc)}", ""))
+        rows.append(Row("key permissions", WARN, f"could not read them: {_first_line(exc)}", ""))
     else:
         if restrictions.get("enableSpotAndMarginTrading") is False:
             rows.append(Row("key permissions", FAIL, "enableSpotAndMarginTrading is off",
@@ -113,7 +113,7 @@ def run_preflight(client: Any, *, other_api_keys: int, recv_window_ms: int,
                         "" if ok else "special keys need Cross Margin Classic, Isolated Margin or"
                         " Portfolio Margin Pro; Portfolio Margin accounts cannot hold them"))
     except BinanceError as exc:
-        rows.append(Row("margin account", FAIL, _error_text(exc),
+        rows.append(Row("margin account", FAIL, _first_line(exc),
                         "open a margin account (Portfolio Margin accounts cannot hold special keys)"))
 
     # 5. The isolated pairs declared, and the keys of every scope against the account's limit,
@@ -215,7 +215,7 @@ class Recorder:
         return _opaque(value) if isinstance(value, (dict, list)) else self._replaced(name, value)
 
     def __call__(self, method: str, path: str, params: dict[str, Any], status: int, body: Any) -> None:
-        from margin_special_keys.binance.client import ANSWER_FIELDS, ERROR_FIELDS
+        from ..binance.client import ANSWER_FIELDS, ERROR_FIELDS
 
         self._count += 1
         kept = {k: (self._placeholder("apiKey", str(v)) if k == "apiKey" else v) for k, v in params.items()

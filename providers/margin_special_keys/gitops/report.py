@@ -6,11 +6,14 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from .orphans import ORPHAN, Finding
 
-CHANGE_OPS = ("create", "update", "replace", "delete")
+if TYPE_CHECKING:
+    from .events import KeyStep
+
+SUMMARY_OPS = ("create", "update", "replace", "delete")  # the summary's columns
 
 
 @dataclass
@@ -24,8 +27,7 @@ class StackResult:
     duration_s: float = 0.0
     orphans: list[Finding] = field(default_factory=list)
     busy: str | None = None  # another run holds the stack's lock: who, and what to do
-    # One entry per key that changes: {"key", "op", "fields", "because"} (config names).
-    steps: list[dict[str, Any]] = field(default_factory=list)
+    steps: list[KeyStep] = field(default_factory=list)  # each key that changes
 
     def count(self, op: str) -> int:
         # The engine reports replacements as "replace" in summaries and
@@ -36,7 +38,7 @@ class StackResult:
 
     @property
     def changed(self) -> bool:
-        return any(self.count(op) for op in CHANGE_OPS)
+        return any(self.count(op) for op in SUMMARY_OPS)
 
 
 # Exit codes, most urgent first when several apply.
@@ -106,35 +108,31 @@ def md(text: object) -> str:
 NEW_CREDENTIALS = "⚠️ new credentials: the trading system must switch to the new key"
 
 
-def describe_step(stack: str, step: dict[str, Any], operation: str = "preview") -> str:
+def describe_step(stack: str, step: KeyStep, operation: str = "preview") -> str:
     """One line per key that changes: how, why, and (for what a summary may show) what Binance
     holds against what is declared; the drift check says it from the exchange's side."""
-    line = f"- `{md(stack)}` · **{md(step['key'])}** · "
-    if step.get("gone"):
+    line = f"- `{md(stack)}` · **{md(step.key)}** · "
+    if step.gone:
         return line + f"gone from Binance: the next up makes a new key — {NEW_CREDENTIALS}"
-    line += md(step["op"])
-    if step["op"] == "replace":
-        names = step.get("because") or step.get("fields") or []
-        why = [_field_values(step, name, operation) for name in names]
+    line += md(step.op)
+    if step.op == "replace":
+        why = [_field_values(step, name, operation) for name in step.because or step.fields]
         text = "; ".join(why).replace("rotateAfterDays", "age (rotateAfterDays)")
         return f"{line} because of {text} — {NEW_CREDENTIALS}"
-    fields = step.get("fields") or []
-    if not fields:
+    if not step.fields:
         return line
-    values = [_field_values(step, name, operation) for name in fields
-              if name in (step.get("binance") or {})]
-    return f"{line} ({md(', '.join(fields))})" + (f": {'; '.join(values)}" if values else "")
+    values = [_field_values(step, name, operation) for name in step.fields if name in step.binance]
+    return f"{line} ({md(', '.join(step.fields))})" + (f": {'; '.join(values)}" if values else "")
 
 
-def _field_values(step: dict[str, Any], name: str, operation: str) -> str:
+def _field_values(step: KeyStep, name: str, operation: str) -> str:
     """A field as a summary line names it: with what Binance holds and what is declared, where
     the step carries them (never for a sensitive field)."""
-    held = step.get("binance") or {}
-    if name not in held:
+    if name not in step.binance:
         return md(name)
     if name != "ipWhitelist":
-        return f"{md(name)}: Binance {md(held[name])}, declared {md((step.get('declared') or {}).get(name))}"
-    extra, missing = step.get("ipsOnlyOnBinance") or [], step.get("ipsOnlyDeclared") or []
+        return f"{md(name)}: Binance {md(step.binance[name])}, declared {md(step.declared.get(name))}"
+    extra, missing = step.ips_only_on_binance, step.ips_only_declared
     if operation == "drift":
         parts = ([f"on Binance, not declared: {md(', '.join(extra))}"] if extra else []) + \
                 ([f"declared, not on Binance: {md(', '.join(missing))}"] if missing else [])
@@ -182,6 +180,7 @@ def as_json(results: Iterable[StackResult], operation: str) -> str:
     results = list(results)
     return json.dumps(
         {"operation": operation, "exitCode": exit_code(results, operation),
-         "stacks": [{**asdict(r), "orphans": [o.as_dict() for o in r.orphans]} for r in results]},
+         "stacks": [{**asdict(r), "orphans": [o.as_dict() for o in r.orphans],
+                     "steps": [s.as_dict() for s in r.steps]} for r in results]},
         indent=2,
     )
