@@ -382,7 +382,7 @@ class AccountKeys:
     def edit_ips(self, api_key: str, scope: Scope, declared: Sequence[str]) -> None:
         """Set the key's IP list, and prove from the key list that the exchange holds exactly it:
         Binance does not document whether edit-ip replaces the list or adds to it."""
-        from .spec import held_ips
+        from .values import held_ips
 
         self.client.edit_ip(api_key, scope, list(declared))
         held_key = self.listing(scope, listed_after=self._clock()).get(api_key)

@@ -1,8 +1,9 @@
-"""Every input and output of MarginSpecialKey, declared once (after terraform-provider-aws schemas).
+"""Every input and output of MarginSpecialKey, declared once: the schema (after
+terraform-provider-aws schemas).
 
-The plan (`spec.plan_diff`), validation (`spec.check_inputs`), the stack-config parser
-(`stack_config`), the secret outputs of the resource and the README's field table all derive from
-this table. A field's `role` says what a change of it does:
+Each field carries its name in Python and in stack config, its type, the check that accepts and
+writes its value (values.py), the key types it applies to, its default, whether it is sensitive,
+and what a change of it does (`role`):
 
 - `identity`: names the key on the exchange; a change creates a new key (replacement);
 - `update`:   the exchange edits it in place;
@@ -10,14 +11,21 @@ this table. A field's `role` says what a change of it does:
 - `adopt`:    how an existing key is taken over at create; never compared, never an output;
 - `output`:   computed by the provider.
 
-`python -m margin_special_keys.fields` prints the README's table.
+Validation walks this table (spec.check_inputs); the plan (spec.plan_diff), the stack-config parser
+(stack_config), the resource's signature and secret outputs (resource.py, held equal to the table
+by a test) and the documentation's field table derive from it.
+`python -m margin_special_keys.fields` prints the documentation's table.
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
+
+from . import values
+from .key_type import KeyType
 
 Role = Literal["identity", "update", "state", "adopt", "output"]
 
@@ -27,49 +35,64 @@ class Field:
     name: str  # the resource's keyword argument and state property
     config: str | None  # the stack-config (camelCase) name; None: not set from stack config
     role: Role
+    type: str  # as the resource's annotations spell it
     doc: str
-    default: Any = None
+    check: Callable[[Any], Any] | None = None  # accepts a value and writes it (values.py)
+    applies_to: tuple[KeyType, ...] | None = None  # None: every key type
+    default: Any = None  # filled in where the field applies and nothing is declared
     sensitive: bool = False  # never echoed; encrypted in state; refused in plaintext config
+    keyword: bool = True  # a keyword argument of MarginSpecialKey (not: set by the resource)
 
 
 FIELDS: tuple[Field, ...] = (
-    Field("api_name", "apiName", "identity", "Binance's apiName; defaults to the entry's `name`"),
-    Field("symbol", "symbol", "identity",
-          "the isolated margin pair, such as BTCUSDT; omit it for the cross margin account"),
-    Field("ip_whitelist", "ipWhitelist", "update",
+    Field("api_name", "apiName", "identity", "str",
+          "Binance's apiName; required in Python, and the entry's `name` when stack config omits it",
+          check=values.api_name),
+    Field("symbol", "symbol", "identity", "str | None",
+          "the isolated margin pair, such as BTCUSDT; omit it for the cross margin account",
+          check=values.symbol),
+    Field("key_type", "keyType", "identity", "str", "ED25519, RSA or HMAC (deprecated by Binance)",
+          check=values.key_type, default=KeyType.ED25519.value),
+    Field("ip_whitelist", "ipWhitelist", "update", "list[str]",
           "the IP addresses that may use the key, at most 30; required unless allowAnyIp",
-          default=()),
-    Field("key_type", "keyType", "identity", "ED25519, RSA or HMAC (deprecated by Binance)",
-          default="ED25519"),
-    Field("rsa_bits", "rsaBits", "identity", "RSA only: 2048 or 4096", default=2048),
-    Field("permission_mode", "permissionMode", "identity", "Ed25519 only: TRADE or READ",
-          default="TRADE"),
-    Field("public_key", "publicKey", "identity",
-          "bring your own PKCS#8 public key PEM instead of a generated keypair", sensitive=True),
-    Field("keepers", "keepers", "identity",
-          "a map of strings (numbers and booleans are taken as strings); any change replaces the key"),
-    Field("rotate_after_days", "rotateAfterDays", "state",
-          "a key older than this shows as a replacement in the next preview"),
-    Field("allow_duplicate_name", "allowDuplicateName", "state",
-          "create even when another key of the scope has the same apiName"),
-    Field("allow_any_ip", "allowAnyIp", "state",
-          "create the key without an IP restriction (warned about on every preview)"),
-    Field("delete_before_replace", "deleteBeforeReplace", "state",
-          "a replacement deletes the old key before it creates the new one"),
-    Field("provider", None, "state",
+          check=values.normalize_ip_list, default=()),
+    Field("rsa_bits", "rsaBits", "identity", "int | None", "RSA only: 2048 or 4096",
+          check=values.rsa_bits, applies_to=(KeyType.RSA,), default=2048),
+    Field("permission_mode", "permissionMode", "identity", "str | None", "Ed25519 only: TRADE or READ",
+          check=values.permission_mode, applies_to=(KeyType.ED25519,), default="TRADE"),
+    Field("public_key", "publicKey", "identity", "str | None",
+          "bring your own PKCS#8 public key PEM instead of a generated keypair",
+          applies_to=(KeyType.ED25519, KeyType.RSA), sensitive=True),
+    Field("keepers", "keepers", "identity", "dict[str, str] | None",
+          "a map of strings (numbers and booleans are taken as strings); any change replaces the key",
+          check=values.keepers),
+    Field("rotate_after_days", "rotateAfterDays", "state", "int | None",
+          "a key older than this shows as a replacement in the next preview", check=values.days),
+    Field("allow_duplicate_name", "allowDuplicateName", "state", "bool | None",
+          "create even when another key of the scope has the same apiName", check=values.boolean),
+    Field("allow_any_ip", "allowAnyIp", "state", "bool | None",
+          "create the key without an IP restriction (warned about on every preview)",
+          check=values.boolean),
+    Field("delete_before_replace", None, "state", "bool | None",
+          "a replacement deletes the old key before it creates the new one: the resource option"
+          " `delete_before_replace` in Python, `deleteBeforeReplace` in stack config",
+          check=values.boolean, keyword=False),
+    Field("provider", None, "state", "str | None",
           "a fingerprint of the provider settings (host, provider apiKey, key type), set by the"
-          " resource: a change of them shows in every preview"),
-    Field("adopt_api_key", "adoptApiKey", "adopt", "take over this existing key instead of creating one"),
-    Field("adopt_private_key", "adoptPrivateKey", "adopt",
+          " resource: a change of them shows in every preview", check=values.text, keyword=False),
+    Field("adopt_api_key", "adoptApiKey", "adopt", "str | None",
+          "take over this existing key instead of creating one"),
+    Field("adopt_private_key", "adoptPrivateKey", "adopt", "str | None",
           "the adopted Ed25519 or RSA key's private key PEM (set with --secret)", sensitive=True),
-    Field("adopt_secret_key", "adoptSecretKey", "adopt",
+    Field("adopt_secret_key", "adoptSecretKey", "adopt", "str | None",
           "the adopted HMAC key's secret (set with --secret)", sensitive=True),
-    Field("api_key", None, "output", "the key's apiKey"),
-    Field("private_key", None, "output", "the generated private key PEM", sensitive=True),
-    Field("secret_key", None, "output", "the HMAC secret Binance made", sensitive=True),
-    Field("key_origin", None, "output", "generated, provided, exchange (HMAC) or adopted"),
-    Field("created_at_ms", None, "output", "when the key was made or adopted (ms since 1970)"),
-    Field("account_uid", None, "output",
+    Field("api_key", None, "output", "str", "the key's apiKey"),
+    Field("private_key", None, "output", "str | None", "the generated private key PEM", sensitive=True),
+    Field("secret_key", None, "output", "str | None", "the HMAC secret Binance made", sensitive=True),
+    Field("key_origin", None, "output", "str", "generated, provided, exchange (HMAC) or adopted"),
+    Field("created_at_ms", None, "output", "float",
+          "when the key was made or adopted (ms since 1970)"),
+    Field("account_uid", None, "output", "int | None",
           "the uid of the Binance account that holds the key (GET /api/v3/account): a refresh,"
           " diff or delete through a provider that signs for another account is refused"),
 )
@@ -90,11 +113,13 @@ ADOPT_FIELDS = names("adopt")
 OUTPUT_FIELDS = names("output")
 DIFF_FIELDS = names("identity", "update", "state")
 INPUT_FIELDS = names("identity", "update", "state", "adopt")
+KEYWORDS = tuple(f.name for f in FIELDS if f.role != "output" and f.keyword)
 SECRET_OUTPUTS = [f.name for f in FIELDS if f.role == "output" and f.sensitive]
 SENSITIVE_INPUTS = tuple(f.name for f in FIELDS if f.role != "output" and f.sensitive)
 # camelCase config name -> keyword argument, for the fields stack config may set
-CONFIG_NAMES = {f.config: f.name for f in FIELDS if f.config is not None and f.name not in OPTIONS.values()}
-PYTHON_TO_CONFIG = {f.name: f.config for f in FIELDS if f.config is not None}
+CONFIG_NAMES = {f.config: f.name for f in FIELDS if f.config is not None}
+PYTHON_TO_CONFIG = {f.name: f.config or f.name for f in FIELDS} | {
+    "delete_before_replace": "deleteBeforeReplace"}
 
 
 def default(name: str) -> Any:
@@ -102,15 +127,20 @@ def default(name: str) -> Any:
 
 
 def markdown_table() -> str:
-    """The README's field table."""
+    """The documentation's field table."""
     what = {"identity": "replaces the key", "update": "edited in place", "state": "state only",
             "adopt": "at adoption", "output": "output"}
-    rows = ["| stack config | Python | a change | default | never echoed | what it is |",
-            "|---|---|---|---|---|---|"]
+    rows = ["| stack config | Python | type | a change | default | key types | never echoed | what it is |",
+            "|---|---|---|---|---|---|---|---|"]
+    rows.append("| `name` | `resource_name` | str | replaces the key (a new resource) | | | |"
+                " the resource's name: required, unique in the stack; letters, digits, `.`, `_`, `-` |")
     for f in FIELDS:
         shown = "" if f.default in (None, ()) else f"`{f.default}`"
-        rows.append(f"| {f'`{f.config}`' if f.config else ''} | `{f.name}` | {what[f.role]} |"
-                    f" {shown} | {'yes' if f.sensitive else ''} | {f.doc} |")
+        kinds = ", ".join(k.value for k in f.applies_to) if f.applies_to else ""
+        rows.append(f"| {f'`{f.config}`' if f.config else ''} | `{f.name}` | {f.type} | {what[f.role]} |"
+                    f" {shown} | {kinds} | {'yes' if f.sensitive else ''} | {f.doc} |")
+    rows.append("| `protect` | `opts=ResourceOptions(protect=True)` | bool | state only | | | |"
+                " Pulumi refuses to delete the key while it is set |")
     return "\n".join(rows) + "\n"
 
 

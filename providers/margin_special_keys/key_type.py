@@ -18,6 +18,12 @@ class KeyType(StrEnum):
         return {"ED25519": "Ed25519", "RSA": "RSA", "HMAC": "HMAC_SHA256"}[self.value]
 
     @classmethod
+    def from_config(cls, text: object) -> KeyType | None:
+        """A config value (ED25519, RSA or HMAC, any case, spaces around); None for anything else."""
+        token = text.strip().upper() if isinstance(text, str) else None
+        return cls(token) if token is not None and token in cls.__members__ else None
+
+    @classmethod
     def from_wire(cls, text: object) -> KeyType | None:
         """Any documented spelling, in any case: Ed25519, ED25519, RSA, HMAC_SHA256, HMAC.
 

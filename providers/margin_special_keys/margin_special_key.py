@@ -27,7 +27,7 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
-from . import spec, state_format
+from . import spec, state_format, values
 from .account import AccountKeys, NewKey
 from .errors import ConfigurationError, MarginSpecialKeysError
 from .key_type import KeyType
@@ -213,7 +213,7 @@ class MarginSpecialKeyProvider(ResourceProvider):
             public_key, private_key = info.public_pem, info.private_pem
         return self._created(inputs, api_key, "adopted", public_key, private_key,
                              inputs.get("adopt_secret_key"),
-                             ips=spec.held_ips(found.ips), account_uid=self._keys().uid())
+                             ips=values.held_ips(found.ips), account_uid=self._keys().uid())
 
     @_one_message
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
@@ -241,7 +241,7 @@ class MarginSpecialKeyProvider(ResourceProvider):
             "account_uid": old.get("account_uid", keys.uid()),
             "api_key": key.api_key,
             "api_name": key.api_name,
-            "ip_whitelist": spec.held_ips(key.ips),
+            "ip_whitelist": values.held_ips(key.ips),
         }
         if key.key_type is not None:  # as the exchange lists it, when it says
             outs["key_type"] = key.key_type.value

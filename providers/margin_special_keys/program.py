@@ -93,8 +93,7 @@ def main() -> dict[str, MarginSpecialKey]:
     }
     # The symbol as declared, not as an output: a cross margin key has no `symbol` output, and an
     # absent output is unknown during preview, which would show every no-change preview as `~ keys`.
-    symbols = {key.name: str(key.args["symbol"]).strip().upper() if key.args.get("symbol") else None
-               for key in declared}
+    symbols = {key.name: key.args.get("symbol") for key in declared}  # checked: upper case
     pulumi.export("keys", {
         name: pulumi.Output.all(r.api_key, r.key_type, r.ip_whitelist).apply(
             functools.partial(_exported, symbol=symbols[name]))

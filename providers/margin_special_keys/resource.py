@@ -11,6 +11,7 @@ import pulumi
 from pulumi.dynamic import Resource
 
 from . import fields
+from .key_type import KeyType
 from .margin_special_key import MarginSpecialKeyProvider
 
 
@@ -48,22 +49,26 @@ class MarginSpecialKey(Resource, module="binance", name="MarginSpecialKey"):
     `secret_key` (secret, HMAC keys), and the normalized inputs as the exchange holds them.
     """
 
-    api_key: pulumi.Output[str]
+    # Every field but the adoption ones is an output (the table's types; a test holds them equal).
     api_name: pulumi.Output[str]
     symbol: pulumi.Output[str | None]
-    ip_whitelist: pulumi.Output[list[str]]
     key_type: pulumi.Output[str]
+    ip_whitelist: pulumi.Output[list[str]]
     rsa_bits: pulumi.Output[int | None]
     permission_mode: pulumi.Output[str | None]
     public_key: pulumi.Output[str | None]
-    private_key: pulumi.Output[str | None]
-    secret_key: pulumi.Output[str | None]
-    key_origin: pulumi.Output[str]
-    created_at_ms: pulumi.Output[float]
     keepers: pulumi.Output[dict[str, str] | None]
     rotate_after_days: pulumi.Output[int | None]
     allow_duplicate_name: pulumi.Output[bool | None]
     allow_any_ip: pulumi.Output[bool | None]
+    delete_before_replace: pulumi.Output[bool | None]
+    provider: pulumi.Output[str | None]
+    api_key: pulumi.Output[str]
+    private_key: pulumi.Output[str | None]
+    secret_key: pulumi.Output[str | None]
+    key_origin: pulumi.Output[str]
+    created_at_ms: pulumi.Output[float]
+    account_uid: pulumi.Output[int | None]
 
     def __init__(
         self,
@@ -71,41 +76,29 @@ class MarginSpecialKey(Resource, module="binance", name="MarginSpecialKey"):
         *,
         api_name: pulumi.Input[str],
         symbol: pulumi.Input[str] | None = None,
-        ip_whitelist: pulumi.Input[list[pulumi.Input[str]]] | None = None,
         key_type: pulumi.Input[str] | None = None,
+        ip_whitelist: pulumi.Input[list[pulumi.Input[str]]] | None = None,
         rsa_bits: pulumi.Input[int] | None = None,
         permission_mode: pulumi.Input[str] | None = None,
         public_key: pulumi.Input[str] | None = None,
         keepers: pulumi.Input[Mapping[str, pulumi.Input[str]]] | None = None,
         rotate_after_days: pulumi.Input[int] | None = None,
+        allow_duplicate_name: pulumi.Input[bool] | None = None,
+        allow_any_ip: pulumi.Input[bool] | None = None,
         adopt_api_key: pulumi.Input[str] | None = None,
         adopt_private_key: pulumi.Input[str] | None = None,
         adopt_secret_key: pulumi.Input[str] | None = None,
-        allow_duplicate_name: pulumi.Input[bool] | None = None,
-        allow_any_ip: pulumi.Input[bool] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        props: dict[str, Any] = {
-            "api_name": api_name,
-            "symbol": symbol,
-            "ip_whitelist": ip_whitelist,
-            "key_type": key_type,
-            "rsa_bits": rsa_bits,
-            "permission_mode": permission_mode,
-            "public_key": public_key,
-            "keepers": keepers,
-            "rotate_after_days": rotate_after_days,
-            "adopt_api_key": adopt_api_key,
-            # Secret inputs, so they are encrypted in state whatever the caller passed.
-            "adopt_private_key": _secret(adopt_private_key),
-            "adopt_secret_key": _secret(adopt_secret_key),
-            "allow_duplicate_name": allow_duplicate_name,
-            "allow_any_ip": allow_any_ip,
-            # The provider sees resource options only as inputs: diff needs this one to know
-            # whether a replacement makes the new key first (and needs room for it).
-            "delete_before_replace": True if opts and opts.delete_before_replace else None,
-            "provider": _provider_fingerprint(),
-        }
+        declared = locals()  # the keyword arguments, by their names in the field table
+        props: dict[str, Any] = {name: declared[name] for name in fields.KEYWORDS}
+        # Secret inputs, so they are encrypted in state whatever the caller passed.
+        props.update({name: _secret(props[name]) for name in fields.SENSITIVE_INPUTS
+                      if name.startswith("adopt_")})
+        # The provider sees resource options only as inputs: diff needs this one to know whether a
+        # replacement makes the new key first (and needs room for it).
+        props["delete_before_replace"] = True if opts and opts.delete_before_replace else None
+        props["provider"] = _provider_fingerprint()
         props = _as_checked(props)
         props.update({name: None for name in fields.OUTPUT_FIELDS})
         secrets = pulumi.ResourceOptions(additional_secret_outputs=fields.SECRET_OUTPUTS)
@@ -127,4 +120,4 @@ class MarginSpecialKey(Resource, module="binance", name="MarginSpecialKey"):
             lambda v: pulumi.log.warn(
                 "keyType HMAC: Binance deprecates HMAC keys and recommends Ed25519 (the default);"
                 " HMAC secrets are made by the exchange and travel over the network once",
-                resource=self) if isinstance(v, str) and v.strip().upper() == "HMAC" else None)
+                resource=self) if KeyType.from_config(v) is KeyType.HMAC else None)

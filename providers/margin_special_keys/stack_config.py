@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import fields, spec
+from . import fields, spec, values
 from .errors import InvalidInput
 
 # camelCase config name -> resource keyword argument, and the resource options; from fields.py
@@ -80,7 +80,7 @@ def parse_keys(raw_keys: Any, default_ips: Any = None, root: str = "keys") -> li
     defaults: list[str] = []
     if default_ips is not None:
         try:
-            listed = spec.normalize_ip_list(default_ips)
+            listed = values.normalize_ip_list(default_ips)
             defaults = listed if isinstance(listed, list) else []
         except spec.InvalidValue as exc:
             problems.append(f"{spec.render_path(('defaultIpWhitelist', *exc.subpath))}: {exc.reason}")
@@ -88,7 +88,7 @@ def parse_keys(raw_keys: Any, default_ips: Any = None, root: str = "keys") -> li
     declared: list[DeclaredKey] = []
     seen: dict[str, int] = {}
     for i, entry in enumerate(raw_keys):
-        where: spec.Path = (root, i)
+        where: values.Path = (root, i)
         here = spec.render_path(where)
         if not isinstance(entry, Mapping):
             problems.append(f"{here}: must be a map with at least `name`")
@@ -116,7 +116,7 @@ def parse_keys(raw_keys: Any, default_ips: Any = None, root: str = "keys") -> li
             problems.append(f"{here}.ipWhitelist: must be a list of IP addresses")
             continue
         args["ip_whitelist"] = [*defaults, *(ips or [])]
-        _, failures = spec.check_inputs(args, merged_from=len(defaults))
+        checked, failures = spec.check_inputs(args, merged_from=len(defaults))
         for failure in failures:
             path = failure.path
             if path[0] == "ip_whitelist" and len(path) > 1 and isinstance(path[1], int):
@@ -130,7 +130,9 @@ def parse_keys(raw_keys: Any, default_ips: Any = None, root: str = "keys") -> li
                     problems.append(f"{here}.{k}: must be true or false")
                 else:
                     options[opt] = entry[k]
-        declared.append(DeclaredKey(name, {k: v for k, v in args.items() if v is not None}, options))
+        # The checked (normalized) declaration, as the resource will take it: checked once.
+        declared.append(DeclaredKey(name, {k: v for k, v in checked.items() if k in fields.KEYWORDS},
+                                    options))
     if problems:
         raise StackConfigError(problems)
     return declared

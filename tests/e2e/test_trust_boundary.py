@@ -103,8 +103,10 @@ def test_a_pull_requests_code_never_runs_with_the_secrets(
     git(repo, "checkout", "-q", base)
     step = workflow_step("Take only stacks/ from the pull request")
     script = step["run"].replace('git fetch --no-tags --depth=1 origin "$HEAD"\n', "")
-    subprocess.run(["bash", "-ec", script], cwd=repo, env={"HEAD": head, "PATH": "/usr/bin:/bin"},
-                   check=True)
+    temp = repo.parent / "runner-temp"  # the job's RUNNER_TEMP
+    temp.mkdir(exist_ok=True)
+    subprocess.run(["bash", "-ec", script], cwd=repo, check=True,
+                   env={"HEAD": head, "PATH": "/usr/bin:/bin", "RUNNER_TEMP": str(temp)})
     assert "desk-2" in (repo / "stacks" / "Pulumi.test.yaml").read_text()  # the PR's config...
     assert "LEAK" not in (repo / "__main__.py").read_text()  # ...and the base's code
     summary = preview_summary(project)

@@ -609,9 +609,17 @@ def stacks_rule() -> str:
     return str(rule)
 
 
+def runner_temp(cwd: Path) -> str:
+    """The job's own temporary folder (GitHub's RUNNER_TEMP), beside the checkout."""
+    folder = cwd.parent / "runner-temp"
+    folder.mkdir(exist_ok=True)
+    return str(folder)
+
+
 def run_bash(script: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script], cwd=cwd,
-                          env={"PATH": os.environ["PATH"], "HOME": str(cwd), **env},
+                          env={"PATH": os.environ["PATH"], "HOME": str(cwd),
+                               "RUNNER_TEMP": runner_temp(cwd), **env},
                           capture_output=True, text=True, timeout=60)
 
 
@@ -722,10 +730,12 @@ def test_the_preview_step_still_runs_as_the_end_to_end_test_runs_it(tmp_path: Pa
     git(work, "fetch", "-q", "origin", head)
     take = step(workflow("github-actions.yml")["jobs"]["preview"], TAKE_STACKS)["run"]
     script = take.replace('git fetch --no-tags --depth=1 origin "$HEAD"\n', "")
-    done = subprocess.run(["bash", "-ec", script], cwd=work, env={"HEAD": head, "PATH": "/usr/bin:/bin"},
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(["bash", "-ec", script], cwd=work, capture_output=True, text=True, check=False,
+                          env={"HEAD": head, "PATH": "/usr/bin:/bin", "RUNNER_TEMP": runner_temp(work)})
     assert done.returncode == 0, done.stderr
     assert "# desk-1" in (work / "stacks" / "Pulumi.desk-1.yaml").read_text()
+    # The default branch's stack files, kept aside for the runner before the PR's replaced them.
+    assert (Path(runner_temp(work)) / "trusted-stacks").is_dir()
 
 
 def merge_request_event(**changes: Any) -> dict[str, Any]:

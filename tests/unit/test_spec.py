@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from hypothesis import given
 from hypothesis import strategies as st
 
-from margin_special_keys import spec
+from margin_special_keys import spec, values
 from margin_special_keys.spec import check_inputs, plan_diff
 
 
@@ -205,11 +205,11 @@ def test_ip_order_and_duplicates_never_show_as_a_diff(addresses: list[Any], rnd:
 
 @given(ips)
 def test_normalized_ip_lists_are_sorted_unique_and_parse_back(addresses: list[Any]) -> None:
-    normalized = spec.normalize_ip_list([str(a) for a in addresses])
+    normalized = values.normalize_ip_list([str(a) for a in addresses])
     assert len(normalized) == len(set(normalized))
     assert [ipaddress.ip_address(x) for x in normalized] == sorted(
         {ipaddress.ip_address(str(a)) for a in addresses}, key=lambda a: (a.version, a))
-    assert spec.normalize_ip_list(normalized) == normalized
+    assert values.normalize_ip_list(normalized) == normalized
 
 
 @given(st.text(max_size=40))
@@ -256,3 +256,22 @@ def test_addresses_no_trading_server_can_have_are_refused_with_the_reason(entry:
 def test_an_ipv4_mapped_address_is_the_ipv4_address() -> None:
     inputs, found = check_inputs({"api_name": "d", "ip_whitelist": ["::ffff:203.0.113.10"]})
     assert found == [] and inputs["ip_whitelist"] == ["203.0.113.10"]
+
+
+def test_a_declaration_is_walked_once_per_process_and_its_checked_form_not_again(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    walks: list[Any] = []
+    real = spec._check
+
+    def counted(news: Any, merged_from: int) -> Any:
+        walks.append(news)
+        return real(news, merged_from)
+
+    monkeypatch.setattr(spec, "_check", counted)
+    declared = {"api_name": "once", "symbol": "btcusdt", "ip_whitelist": ["198.51.100.9", "198.51.100.8"]}
+    checked, found = check_inputs(declared)
+    assert found == [] and checked["symbol"] == "BTCUSDT"
+    assert check_inputs(declared) == (checked, [])
+    # The resource adds what it sets itself (the provider's fingerprint): still no second walk.
+    assert check_inputs({**checked, "provider": "f00d"}) == ({**checked, "provider": "f00d"}, [])
+    assert len(walks) == 1

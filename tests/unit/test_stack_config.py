@@ -20,8 +20,10 @@ def test_parses_keys_with_defaults_merged() -> None:
         [{"name": "a", "ipWhitelist": ["10.0.0.2"]}, {"name": "b", "apiName": "Desk B", "keyType": "HMAC",
                                                       "deleteBeforeReplace": True}],
         ["10.0.0.1"])
+    # Checked once, and the checked declaration is what the resource takes: normalized, defaults in.
     assert [(d.name, d.args) for d in declared] == [
-        ("a", {"api_name": "a", "ip_whitelist": ["10.0.0.1", "10.0.0.2"]}),
+        ("a", {"api_name": "a", "key_type": "ED25519", "ip_whitelist": ["10.0.0.1", "10.0.0.2"],
+               "permission_mode": "TRADE"}),
         ("b", {"api_name": "Desk B", "key_type": "HMAC", "ip_whitelist": ["10.0.0.1"]}),
     ]
     assert declared[1].options == {"delete_before_replace": True}

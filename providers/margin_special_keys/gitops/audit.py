@@ -69,7 +69,7 @@ def account_keys(config: dict[str, str]) -> AccountKeys:
 
 
 def listed_keys(keys: AccountKeys) -> list[ListedKey]:
-    from ..spec import held_ips
+    from ..values import held_ips
 
     return [ListedKey(key.api_key, key.api_name, scope, frozenset(held_ips(key.ips)),
                       key.key_type.value if key.key_type else None, key.permission_mode)

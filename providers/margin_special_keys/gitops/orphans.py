@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..account import key_digest
+from ..key_type import KeyType
 
 ORPHAN = "orphan"  # provably this stack's: the only verdict ever deleted
 OTHER_STACK = "another stack's"  # another stack's pending create explains it: its own audit decides
@@ -105,7 +106,7 @@ class PendingCreate:
         return cls(
             api_name=api_name,
             scope=str(inputs["symbol"]) if inputs.get("symbol") else None,
-            key_type=str(inputs.get("key_type") or "ED25519"),
+            key_type=str(inputs.get("key_type") or KeyType.ED25519.value),
             permission_mode=str(inputs["permission_mode"]) if inputs.get("permission_mode") else None,
             ips=frozenset(str(ip) for ip in ips if isinstance(ip, str)),
             preexisting=frozenset(map(str, preexisting)) if isinstance(preexisting, list) else None,

@@ -168,7 +168,7 @@ def preflight(project_dir: Path, name: str, record: Path | None = None) -> list[
         secrets = [v for k, v in config.items() if k.startswith("binance:") and v]
         recorder = checks.Recorder(record / name, [settings.api_key, *secrets])
     client = make_client(settings, observer=recorder)
-    declared = [(str(k.args["api_name"]), str(k.args["symbol"]).upper() if k.args.get("symbol") else None,
-                 bool(k.args.get("adopt_api_key"))) for k in keys_from_cli_config(config)]
+    declared = [(str(k.args["api_name"]), k.args.get("symbol"), bool(k.args.get("adopt_api_key")))
+                for k in keys_from_cli_config(config)]
     return checks.run_preflight(client, other_api_keys=settings.other_api_keys,
                                 recv_window_ms=settings.recv_window_ms, declared=declared)
