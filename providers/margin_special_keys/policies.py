@@ -297,8 +297,9 @@ def check_allowed_ip_networks(key: Key, config: Mapping[str, Any]) -> list[str]:
         found.append(key.say("ip_whitelist", f"has {', '.join(outside)}, outside the allowed"
                                              f" networks ({shown})"))
     if unreadable:
-        found.append(key.say("ip_whitelist", f"has {unreadable} entr{'y' if unreadable == 1 else 'ies'}"
-                                             " that are not IP addresses (not shown)"))
+        found.append(key.say("ip_whitelist", f"has {unreadable} entr"
+                                             f"{'y that is' if unreadable == 1 else 'ies that are'}"
+                                             " not an IP address (not shown)"))
     return found
 
 
@@ -329,12 +330,11 @@ def check_permission_mode_by_name(key: Key, config: Mapping[str, Any]) -> list[s
             by = f'its apiName "{api_name}"'
         else:
             continue
-        mode = effective_mode(key)
-        if mode is UNKNOWN or mode == rule.mode:
-            return []
+        kind, mode = key_type(key), effective_mode(key)
+        if kind not in KEY_TYPES or mode is UNKNOWN or mode == rule.mode:
+            return []  # (a key type the check refused: that error already names the field)
         why = f'keys matching "{rule.pattern}" (here {by}) must be {rule.mode}'
-        kind = key_type(key)
-        if kind != "ED25519" and kind in KEY_TYPES:
+        if kind != "ED25519":
             return [key.say("key_type", f"{kind} keys always trade (permissionMode is Ed25519 only);"
                                         f" {why}: use keyType ED25519 with permissionMode {rule.mode}")]
         if mode not in PERMISSION_MODES:
