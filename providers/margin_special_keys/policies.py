@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from . import fields
-from .spec import KEY_TYPES, PERMISSION_MODES, SYMBOL_PATTERN
+from .spec import KEY_TYPES, MAX_API_NAME_LENGTH, PERMISSION_MODES, SYMBOL_PATTERN
 
 if TYPE_CHECKING:
     from pulumi_policy import Policy, ReportViolation, ResourceValidationArgs, StackValidationArgs
@@ -327,7 +327,9 @@ def check_permission_mode_by_name(key: Key, config: Mapping[str, Any]) -> list[s
         elif api_name is UNKNOWN:
             return []  # whether this rule applies is not known yet
         elif _matches(rule, api_name):
-            by = f'its apiName "{api_name}"'
+            # An apiName the check would refuse (too long, a control character) is not shown.
+            fits = len(api_name) <= MAX_API_NAME_LENGTH and api_name.isprintable()
+            by = f'its apiName "{api_name}"' if fits else "its apiName (not shown)"
         else:
             continue
         kind, mode = key_type(key), effective_mode(key)

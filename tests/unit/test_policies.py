@@ -138,6 +138,12 @@ def test_permission_mode_by_name_matches_the_api_name_too() -> None:
         ' "desk a reader") must be READ']
 
 
+def test_permission_mode_by_name_shows_no_api_name_the_check_would_refuse() -> None:
+    [message] = violations("permission-mode-by-name", key(api_name=MARK * 20 + "-reader"), READERS)
+    assert message.endswith('keys matching "*-reader" (here its apiName (not shown)) must be READ')
+    assert MARK not in message
+
+
 def test_permission_mode_by_name_the_first_matching_rule_decides() -> None:
     rules = {"rules": [{"pattern": "desk-a-*", "mode": "TRADE"}, {"pattern": "*", "mode": "READ"}]}
     assert violations("permission-mode-by-name", key(), rules, name="desk-a-btc") == []
