@@ -4,7 +4,8 @@
     ├── ConfigurationError                 the provider's own settings are missing or wrong
     ├── InvalidInput (ValueError)          a declared value is refused, at its path
     │   ├── InvalidSpec                    a key's inputs (spec.py)
-    │   └── StackConfigError               a stack's key list (stack_config.py)
+    │   ├── StackConfigError               a stack's key list (stack_config.py)
+    │   └── PolicyConfigError              a policy pack's config (policies.py)
     ├── PlanRefused                        the plan cannot be carried out as declared
     │   ├── AccountKeyLimit                the account cannot hold the keys the run would create
     │   ├── DuplicateName                  a name this stack does not own is taken in the scope

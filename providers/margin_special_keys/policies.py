@@ -33,7 +33,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from . import fields
-from .spec import KEY_TYPES, MAX_API_NAME_LENGTH, PERMISSION_MODES, SYMBOL_PATTERN
+from .errors import InvalidInput
+from .key_type import KeyType
+from .values import MAX_API_NAME_LENGTH, PERMISSION_MODES, SYMBOL_PATTERN
+
+KEY_TYPES = tuple(k.value for k in KeyType)
 
 if TYPE_CHECKING:
     from pulumi_policy import Policy, ReportViolation, ResourceValidationArgs, StackValidationArgs
@@ -68,7 +72,7 @@ class _Unknown:
 UNKNOWN: Final = _Unknown()
 
 
-class PolicyConfigError(ValueError):
+class PolicyConfigError(InvalidInput):
     """A policy's config the rules cannot read: the run stops rather than check less than asked."""
 
 
