@@ -62,6 +62,9 @@ def normalize(text: str) -> str:
     text = re.sub(r'File "[^"]*/providers/', 'File "…/providers/', text)
     text = re.sub(r", line \d+, in ", ", line …, in ", text)
     lines = [line.rstrip() for line in text.splitlines() if not line.startswith("@ ")]
+    # A summary lists the keys that change in the order the engine reported them: sorted here.
+    bullets = sorted(line for line in lines if line.startswith("- `"))
+    lines = [bullets.pop(0) if line.startswith("- `") else line for line in lines]
     return "\n".join(lines).strip("\n") + "\n"
 
 

@@ -13,8 +13,8 @@ and what a change of it does (`role`):
 
 Validation walks this table (spec.check_inputs); the plan (spec.plan_diff), the stack-config parser
 (stack_config), the resource's signature and secret outputs (resource.py, held equal to the table
-by a test) and the documentation's field table derive from it.
-`python -m margin_special_keys.fields` prints the documentation's table.
+by a test) and the field table in docs/configuration.md derive from it.
+`python -m margin_special_keys.fields` prints the table docs/configuration.md shows.
 """
 
 from __future__ import annotations
@@ -127,20 +127,19 @@ def default(name: str) -> Any:
 
 
 def markdown_table() -> str:
-    """The documentation's field table."""
+    """The documentation's field table (an entry's `name` and resource options have their own,
+    hand-written above it in docs/configuration.md)."""
     what = {"identity": "replaces the key", "update": "edited in place", "state": "state only",
             "adopt": "at adoption", "output": "output"}
     rows = ["| stack config | Python | type | a change | default | key types | never echoed | what it is |",
             "|---|---|---|---|---|---|---|---|"]
-    rows.append("| `name` | `resource_name` | str | replaces the key (a new resource) | | | |"
-                " the resource's name: required, unique in the stack; letters, digits, `.`, `_`, `-` |")
     for f in FIELDS:
         shown = "" if f.default in (None, ()) else f"`{f.default}`"
         kinds = ", ".join(k.value for k in f.applies_to) if f.applies_to else ""
-        rows.append(f"| {f'`{f.config}`' if f.config else ''} | `{f.name}` | {f.type} | {what[f.role]} |"
+        typed = f.type.replace("|", "\\|")  # a bare | would split the table's cell
+        rows.append(f"| {f'`{f.config}`' if f.config else ''} | `{f.name}` | `{typed}` |"
+                    f" {what[f.role]} |"
                     f" {shown} | {kinds} | {'yes' if f.sensitive else ''} | {f.doc} |")
-    rows.append("| `protect` | `opts=ResourceOptions(protect=True)` | bool | state only | | | |"
-                " Pulumi refuses to delete the key while it is set |")
     return "\n".join(rows) + "\n"
 
 

@@ -5,7 +5,7 @@ An infra repo's `__main__.py` is two lines (`from margin_special_keys.program im
 `margin-special-keys` namespace whatever the project is called, so the runner reads every repo's
 stacks the same way:
 
-  margin-special-keys:keys               list of key specs (README, "Declaring keys")
+  margin-special-keys:keys               list of key specs (docs/configuration.md, "Keys")
   margin-special-keys:defaultIpWhitelist addresses merged into every key's ipWhitelist
   binance:apiKey / binance:privateKey or binance:secretKey / binance:baseUrl  (provider)
 """

@@ -55,7 +55,7 @@ def test_a_run_meeting_a_running_up_reads_busy_and_the_audit_deletes_nothing_it_
             time.sleep(0.2)
         sandbox.reset_requests()
 
-        # The README's recovery step, run meanwhile: the stack is locked, so the audit reads busy
+        # The documented recovery step, run meanwhile: the stack is locked, so the audit reads busy
         # and calls nothing an orphan (the key in flight is the run's pending create); from the
         # other stack on the account too. Naming the key by hand is refused the same way.
         for stack in ("desk-a", "desk-b"):

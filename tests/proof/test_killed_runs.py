@@ -1,7 +1,7 @@
 """`kill -9` of a `gitops up` while it creates 20 keys on a shared backend, and the documented
 recovery.
 
-Recovery (README, "When a run is killed"):
+Recovery (docs/operations.md, "When a run is killed"):
     pulumi cancel --yes                           # the killed run's lock
     python -m margin_special_keys.gitops orphans --stacks S --delete --yes
                                                   # keys made but never recorded; reads the
@@ -114,7 +114,7 @@ def test_kill_during_a_gitops_up_on_a_shared_backend_then_recover(
     assert "a killed run's lock" in refused.stderr and "pulumi cancel" in refused.stderr
     assert not [r for r in sandbox.requests_log(account["accountId"]) if r["method"] == "DELETE"]
 
-    # The README's recovery, in its order.
+    # The documented recovery (docs/operations.md), in its order.
     project.run("cancel", "--yes")
     audit = gitops(project, "orphans", "--stacks", project.stack, "--delete", "--yes")
     assert audit.returncode == 0, audit.stdout + audit.stderr

@@ -117,8 +117,8 @@ def test_every_check_the_docs_name_is_a_row_the_preflight_prints(
     from margin_special_keys.gitops.preflight import CHECKS
     from tests.harness import ROOT
 
-    readme = (ROOT / "README.md").read_text()
-    block = readme.split("<!-- preflight:start -->", 1)[1].split("<!-- preflight:end -->", 1)[0]
+    docs = (ROOT / "docs" / "operations.md").read_text()
+    block = docs.split("<!-- preflight:start -->", 1)[1].split("<!-- preflight:end -->", 1)[0]
     documented = [re.sub(r" <[^>]+>$", "", m) for m in re.findall(r"^\s*- `([^`]+)`:", block, re.M)]
     assert documented == list(CHECKS)
     fresh.script_client(account).create_special_key("desk", None, ["10.0.0.1"], None, None)

@@ -1,4 +1,4 @@
-"""The README's Layout says what the tree holds: every path it names exists, and every module and
+"""CONTRIBUTING.md's Layout says what the tree holds: every path it names exists, and every module and
 folder of the package is named."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from tests.harness import ROOT
 
 
 def named_paths() -> set[str]:
-    block = (ROOT / "README.md").read_text().split("<!-- layout:start -->", 1)[1].split(
+    block = (ROOT / "CONTRIBUTING.md").read_text().split("<!-- layout:start -->", 1)[1].split(
         "<!-- layout:end -->", 1)[0]
     paths: set[str] = set()
     stack: list[tuple[int, str]] = []  # (indent, folder)

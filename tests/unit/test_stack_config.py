@@ -73,12 +73,12 @@ def test_an_unknown_field_suggests_the_likely_one() -> None:
     assert problem.startswith("keys[0].ipWhiteList: unknown field; did you mean ipWhitelist?")
 
 
-def test_the_readme_field_table_is_the_field_table() -> None:
+def test_the_docs_field_table_is_the_field_table() -> None:
     from pathlib import Path
 
     from margin_special_keys.fields import markdown_table
 
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    between = readme.split("<!-- fields:start -->\n", 1)[1].split("<!-- fields:end -->", 1)[0]
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text()
+    between = docs.split("<!-- fields:start -->\n", 1)[1].split("<!-- fields:end -->", 1)[0]
     assert between == markdown_table(), \
-        "run `python -m margin_special_keys.fields` and paste it into README.md"
+        "run `python -m margin_special_keys.fields` and paste it into docs/configuration.md"

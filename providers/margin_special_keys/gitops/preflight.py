@@ -20,7 +20,7 @@ from typing import Any
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 # Every check the preflight prints a row for, in order ("pair" and "name" rows carry the pair or
-# the key's name after it); the README lists the same (tests/provider/test_preflight.py).
+# the key's name after it); docs/operations.md lists the same (tests/provider/test_preflight.py).
 CHECKS = ("clock", "signed request", "key permissions", "key IP restriction", "key withdrawals",
           "margin account", "pair", "room", "name")
 
