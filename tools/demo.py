@@ -1,9 +1,9 @@
 """`make demo` and `make demo-destroy`: the product on the embedded sandbox exchange.
 
 up:      start the sandbox in the background (data in .sandbox/), provision a demo account once,
-         write the `dev` stack's config (credentials with --secret, through stdin), run
+         write the `sandbox-demo` stack's config (credentials with --secret, through stdin), run
          `pulumi up --yes`, then `pulumi preview --expect-no-changes`, and show the outputs.
-destroy: `pulumi destroy --yes` of the dev stack, then stop the sandbox.
+destroy: `pulumi destroy --yes` of the sandbox-demo stack, then stop the sandbox.
 
 The demo uses only its own backend (.state/), its own stack name and its own demo-only
 passphrase, whatever PULUMI_BACKEND_URL or PULUMI_CONFIG_PASSPHRASE say: it must never touch a
