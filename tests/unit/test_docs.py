@@ -325,3 +325,15 @@ def test_every_captured_block_is_the_captured_file_or_its_lines() -> None:
                 assert body == captured, (path.name, file)
             blocks += 1
     assert blocks >= 4
+
+
+def test_every_config_path_the_docs_set_carries_its_namespace() -> None:
+    """`pulumi config set --path 'keys[0].name'` writes the project's namespace, which the program
+    never reads: the docs write the full key, and show the short one only as the mistake it is."""
+    short = []
+    for path in DOCS:
+        for key in re.findall(r"--path '([^']+)'", text_of(path)):
+            if ":" not in key and not (key == "keys[0].name" and path.name in
+                                       ("troubleshooting.md", "CHANGELOG.md", "configuration.md")):
+                short.append((path.name, key))
+    assert short == []
