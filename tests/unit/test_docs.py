@@ -192,7 +192,7 @@ def _settings(config: dict[str, str], environ: dict[str, str] | None = None):  #
 
 
 def test_the_provider_settings_table_is_what_the_settings_accept() -> None:
-    from margin_special_keys.binance.errors import ConfigurationError
+    from margin_special_keys.errors import ConfigurationError
     from margin_special_keys.settings import DEFAULT_BASE_URL
 
     rows = rows_by_name("configuration.md", "settings")
@@ -218,7 +218,7 @@ def test_the_provider_settings_table_is_what_the_settings_accept() -> None:
 
 
 def test_the_environment_settings_table_is_what_the_settings_accept() -> None:
-    from margin_special_keys.binance.errors import ConfigurationError
+    from margin_special_keys.errors import ConfigurationError
 
     rows = rows_by_name("configuration.md", "environment")
     assert set(rows) == {"BINANCE_ALLOW_BASE_URL", "BINANCE_MAX_RECV_WINDOW",
