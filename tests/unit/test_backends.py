@@ -71,6 +71,27 @@ def test_a_killed_run_on_this_machine_is_told_apart_from_a_running_one(tmp_path:
     assert "may be a killed run's lock" in gone and "`pulumi cancel --stack b --yes`" in gone
 
 
+def test_a_killed_run_whose_process_is_a_zombie_is_a_killed_run(tmp_path: Path) -> None:
+    """A killed engine whose parent died too is a zombie until PID 1 reaps it (in a container,
+    maybe never): it answers signal 0 but runs nothing."""
+    import subprocess
+    import time
+
+    backend = open_backend(f"file://{tmp_path}", tmp_path)
+    write_checkpoints(tmp_path, "desk", "a")
+    child = subprocess.Popen(["true"])  # exits at once; not reaped until wait()
+    try:
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{child.pid}/stat").read_text().rsplit(")", 1)[-1].split()[0] != "Z":
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        write_lock(tmp_path, "organization/desk/a/1.json",
+                   {**LOCK, "hostname": socket.gethostname(), "pid": child.pid})
+        assert "may be a killed run's lock" in backend.locks("desk", "a")[0].describe("a")
+    finally:
+        child.wait()
+
+
 @pytest.mark.parametrize("url", ["s3://firm-state", "gs://firm-state", "azblob://firm-state",
                                  "https://api.pulumi.com", None])
 def test_a_backend_without_a_reader_is_never_taken_for_unlocked(url: str | None, tmp_path: Path) -> None:

@@ -59,7 +59,13 @@ class Lock:
             return True
         except PermissionError:
             return False
-        return False
+        # A killed process whose parent died too stays a zombie until PID 1 reaps it, which in a
+        # container may be never: it answers signal 0, but it runs nothing.
+        try:
+            with open(f"/proc/{self.pid}/stat", encoding="ascii", errors="replace") as stat:
+                return stat.read().rsplit(")", 1)[-1].split()[0] == "Z"
+        except (OSError, IndexError):
+            return False
 
     def describe(self, stack: str, can_wait: bool = True) -> str:
         """One line a person can act on. `can_wait`: the command takes --lock-timeout."""
