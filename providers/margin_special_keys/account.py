@@ -96,6 +96,7 @@ class NewKey:
     public_key: str | None
     permission_mode: str | None
     allow_duplicate_name: bool = False
+    alongside: str | None = None  # the apiKey of the key this one rotates under a window
 
 
 @dataclass
@@ -278,7 +279,7 @@ class AccountKeys:
 
         existing = self.listing(new.symbol)
         with self._lock:
-            replaced = set(self._being_replaced)
+            replaced = set(self._being_replaced) | ({new.alongside} if new.alongside else set())
         namesakes = [k for k in existing.values()
                      if k.api_name == new.api_name and k.api_key not in replaced]
         if namesakes and not new.allow_duplicate_name:
@@ -350,6 +351,14 @@ class AccountKeys:
                 f"{exc} — the account holds {total} of its {ACCOUNT_KEY_LIMIT} API keys (special"
                 f" keys + binance:otherApiKeys={self.other_api_keys}); when replacing, set"
                 " deleteBeforeReplace: true to delete the old key first, or free a key"
+            )
+        if namesake and new.alongside:
+            return DuplicateName(
+                f"{exc} — {scope_label(new.symbol)} already holds a key named {new.api_name!r}"
+                " (the key this rotation keeps through its overlap window), and the exchange"
+                " refuses a second one of that name: nothing was changed. Rotate without a window"
+                " this time (overlapHours: 0; add deleteBeforeReplace: true if the account has no"
+                " room), or give the key a new apiName along with the rotation"
             )
         if namesake:
             return DuplicateName(

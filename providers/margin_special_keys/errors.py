@@ -64,6 +64,10 @@ class AccountMismatch(PlanRefused):
     """The key belongs to another account than the one the provider now signs for."""
 
 
+class WindowStillOpen(PlanRefused):
+    """A rotation would delete a previous key before its overlap window ends."""
+
+
 class ExchangeDisagrees(MarginSpecialKeysError):
     """The exchange does not hold what was written to it or declared."""
 
@@ -101,3 +105,8 @@ class MalformedAnswer(BinanceError):
 
 class RunnerError(MarginSpecialKeysError):
     """The runner cannot work on a stack as it is; the message says what to do."""
+
+
+class UnscheduledChanges(RunnerError):
+    """`gitops rotate` found changes in a preview that time alone did not make due: it applies
+    nothing to that stack."""

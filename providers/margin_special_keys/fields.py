@@ -68,6 +68,10 @@ FIELDS: tuple[Field, ...] = (
           check=values.keepers),
     Field("rotate_after_days", "rotateAfterDays", "state", "int | None",
           "a key older than this shows as a replacement in the next preview", check=values.days),
+    Field("overlap_hours", "overlapHours", "state", "int | None",
+          "a rotation makes the new key current and keeps the previous one usable this many hours"
+          " (counted from the rotation); the first run after that retires it. 0 or absent: the old"
+          " key goes in the same run", check=values.hours),
     Field("allow_duplicate_name", "allowDuplicateName", "state", "bool | None",
           "create even when another key of the scope has the same apiName", check=values.boolean),
     Field("allow_any_ip", "allowAnyIp", "state", "bool | None",
@@ -92,6 +96,16 @@ FIELDS: tuple[Field, ...] = (
     Field("key_origin", None, "output", "str", "generated, provided, exchange (HMAC) or adopted"),
     Field("created_at_ms", None, "output", "float",
           "when the key was made or adopted (ms since 1970)"),
+    Field("previous_api_key", None, "output", "str | None",
+          "during an overlap window: the previous key's apiKey, usable until previous_retires_at_ms"),
+    Field("previous_private_key", None, "output", "str | None",
+          "during an overlap window: the previous key's private key PEM", sensitive=True),
+    Field("previous_secret_key", None, "output", "str | None",
+          "during an overlap window: the previous HMAC key's secret", sensitive=True),
+    Field("previous_key_type", None, "output", "str | None",
+          "during an overlap window: the previous key's key type"),
+    Field("previous_retires_at_ms", None, "output", "float | None",
+          "during an overlap window: from when the next run deletes the previous key (ms since 1970)"),
     Field("account_uid", None, "output", "int | None",
           "the uid of the Binance account that holds the key (GET /api/v3/account): a refresh,"
           " diff or delete through a provider that signs for another account is refused"),
@@ -114,6 +128,8 @@ OUTPUT_FIELDS = names("output")
 DIFF_FIELDS = names("identity", "update", "state")
 INPUT_FIELDS = names("identity", "update", "state", "adopt")
 KEYWORDS = tuple(f.name for f in FIELDS if f.role != "output" and f.keyword)
+# What a resource holds of its previous key during an overlap window (overlap_hours).
+PREVIOUS_OUTPUTS = tuple(f.name for f in FIELDS if f.name.startswith("previous_"))
 SECRET_OUTPUTS = [f.name for f in FIELDS if f.role == "output" and f.sensitive]
 SENSITIVE_INPUTS = tuple(f.name for f in FIELDS if f.role != "output" and f.sensitive)
 # camelCase config name -> keyword argument, for the fields stack config may set

@@ -14,6 +14,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from pulumi.dynamic import (
@@ -27,9 +28,9 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
-from . import spec, state_format, values
+from . import fields, spec, state_format, values
 from .account import AccountKeys, NewKey
-from .errors import ConfigurationError, MarginSpecialKeysError
+from .errors import ConfigurationError, MarginSpecialKeysError, WindowStillOpen
 from .key_type import KeyType
 
 if TYPE_CHECKING:
@@ -48,6 +49,15 @@ def _label(props: Mapping[str, Any]) -> str:
 
 
 Method = TypeVar("Method", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class _MadeKey:
+    api_key: str
+    origin: str  # generated, provided or exchange (HMAC)
+    public_key: str | None
+    private_key: str | None
+    secret_key: str | None
 
 
 def _one_message(method: Method) -> Method:
@@ -119,14 +129,18 @@ class MarginSpecialKeyProvider(ResourceProvider):
         result = [CheckFailure("", f.python()) for f in failures]
         if self._settings_error is not None:
             result.append(CheckFailure("", self._settings_error))
-        elif not result and not _clean(olds) and spec.creates_key(inputs):
-            # A new key needs room on the account, counted with the run's other plans. Pulumi also
-            # checks a replacement's new key this way, after diff: plan_token makes it count once.
+        elif not result and spec.creates_key(inputs) and (
+                not _clean(olds) or spec.overlap_hours(inputs) > 0):
             try:
-                self._keys().reserve(spec.plan_token(inputs), f"creating {_label(inputs)}")
-                # Recorded in the create's inputs, which the engine writes into the state before
-                # it calls create: the orphan audit's proof that no key listed now is the one a
-                # killed run made (gitops/orphans.py).
+                if not _clean(olds):
+                    # A new key needs room on the account, counted with the run's other plans.
+                    # Pulumi also checks a replacement's new key this way, after diff: plan_token
+                    # makes it count once.
+                    self._keys().reserve(spec.plan_token(inputs), f"creating {_label(inputs)}")
+                # Recorded in the inputs, which the engine writes into the state's pending
+                # operation before it calls create (or update, which makes a key when it rotates
+                # under an overlap window): the orphan audit's proof that no key listed now is
+                # the one a killed run made (gitops/orphans.py).
                 inputs[state_format.CREATE_PLAN_KEY] = {
                     "preexisting_keys": self._keys().preexisting(inputs.get("symbol")),
                     "planned_at_ms": int(time.time() * 1000)}
@@ -140,11 +154,16 @@ class MarginSpecialKeyProvider(ResourceProvider):
         plan = spec.plan_diff(old, new, now_ms=int(time.time() * 1000))
         if plan.changed:
             self._keys().require_same_account(old.get("account_uid"), f"plan {_label(old)}")
+        if plan.blocked:
+            raise WindowStillOpen(f"{_label(old)}: {plan.blocked}")
         delete_first = bool(new.get("delete_before_replace"))
-        if plan.replaces and "api_key" in old:
+        if (plan.replaces or plan.rotates) and "api_key" in old:
+            # A rotation under a window makes its new key in place: it needs room as much as a
+            # create-first replacement does, until the previous key retires.
             self._keys().plan_replacement(
                 old["api_key"], spec.plan_token(new),
-                f"replacing {_label(old)} ({', '.join(plan.replaces)})", delete_first=delete_first,
+                f"{'rotating' if plan.rotates else 'replacing'} {_label(old)}"
+                f" ({', '.join(plan.replaces or plan.rotates)})", delete_first=delete_first,
             )
         return DiffResult(
             # A state pickled by an earlier version's path: one update, nothing sent, rewrites it.
@@ -160,6 +179,14 @@ class MarginSpecialKeyProvider(ResourceProvider):
         inputs = spec.require_valid(_clean(props))
         if "adopt_api_key" in inputs:
             return self._adopt(inputs)
+        made = self._make_key(inputs)
+        return self._created(inputs, made.api_key, made.origin, made.public_key, made.private_key,
+                             made.secret_key, account_uid=self._keys().uid())
+
+    def _make_key(self, inputs: Mapping[str, Any], alongside: str | None = None) -> _MadeKey:
+        """A new key on the exchange as declared: its key pair made here (Ed25519, RSA), given
+        (publicKey) or made by the exchange (HMAC). `alongside`: the apiKey of the key it rotates
+        under an overlap window, which keeps its name until it retires."""
         key_type = KeyType(inputs["key_type"])
         public_key: str | None = inputs.get("public_key")
         private_key: str | None = None
@@ -174,9 +201,9 @@ class MarginSpecialKeyProvider(ResourceProvider):
         created = self._keys().create(NewKey(
             inputs["api_name"], inputs.get("symbol"), tuple(inputs.get("ip_whitelist", [])),
             public_key, inputs.get("permission_mode"), bool(inputs.get("allow_duplicate_name")),
+            alongside=alongside,
         ))
-        return self._created(inputs, created.api_key, origin, public_key, private_key,
-                             created.secret_key, account_uid=self._keys().uid())
+        return _MadeKey(created.api_key, origin, public_key, private_key, created.secret_key)
 
     @staticmethod
     def _created(inputs: Mapping[str, Any], api_key: str, origin: str, public_key: str | None,
@@ -219,34 +246,83 @@ class MarginSpecialKeyProvider(ResourceProvider):
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         old = _clean(olds)
         inputs = spec.require_valid(_clean(news))
-        declared = sorted(inputs.get("ip_whitelist", []))
-        if sorted(old.get("ip_whitelist", [])) != declared:
-            self._keys().edit_ips(old["api_key"], old.get("symbol"), declared)
+        now = int(time.time() * 1000)
+        plan = spec.plan_diff(old, inputs, now_ms=now)
+        if plan.blocked:
+            raise WindowStillOpen(f"{_label(old)}: {plan.blocked}")
         outs = {k: v for k, v in old.items() if k not in spec.INPUT_FIELDS or k == "public_key"}
         outs.update({k: v for k, v in inputs.items()
                      if k != "public_key" and k not in spec.ADOPT_FIELDS})
-        return UpdateResult(outs)
+        if plan.retires:
+            # Its window has ended: deleted by apiKey, and gone only when the key list says so.
+            self._keys().delete(old["previous_api_key"], old.get("symbol"))
+            for name in fields.PREVIOUS_OUTPUTS:
+                outs.pop(name, None)
+        if plan.rotates:
+            uid = self._keys().uid()  # asked before the key is made: nothing may fail after it
+            made = self._make_key(inputs, alongside=old["api_key"])
+            # The key that was current stays usable, as the previous one, until its window ends.
+            outs.update({
+                "previous_api_key": old["api_key"],
+                "previous_private_key": old.get("private_key"),
+                "previous_secret_key": old.get("secret_key"),
+                "previous_key_type": old.get("key_type", KeyType.ED25519.value),
+            })
+            for name in ("public_key", "private_key", "secret_key"):
+                outs.pop(name, None)
+            outs.update({"api_key": made.api_key, "key_origin": made.origin, "created_at_ms": now,
+                         "account_uid": uid})
+            outs.update({k: v for k, v in (("public_key", made.public_key),
+                                           ("private_key", made.private_key),
+                                           ("secret_key", made.secret_key)) if v})
+        else:
+            declared = sorted(inputs.get("ip_whitelist", []))
+            if sorted(old.get("ip_whitelist", [])) != declared:
+                self._keys().edit_ips(old["api_key"], old.get("symbol"), declared)
+        retires_at = spec.previous_retires_at_ms(outs, inputs)
+        if retires_at is not None:
+            outs["previous_retires_at_ms"] = retires_at
+        return UpdateResult({k: v for k, v in outs.items() if v is not None})
 
     @_one_message
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         old = _clean(props)
         keys = self._keys()
         keys.require_same_account(old.get("account_uid"), f"refresh {_label(old)}")
-        key = keys.find(id_, old.get("symbol"))
+        # The resource's id is the apiKey of the key it first made; after a rotation under a
+        # window, `api_key` is the current one.
+        current_api_key = old.get("api_key", id_)
+        key = keys.find(current_api_key, old.get("symbol"))
+        previous = None
+        if old.get("previous_api_key"):
+            previous = keys.find(old["previous_api_key"], old.get("symbol"))
+        outs = dict(old)
+        if previous is None:
+            for name in fields.PREVIOUS_OUTPUTS:  # retired, or deleted by hand
+                outs.pop(name, None)
+        if key is None and previous is not None:
+            # The current key was deleted outside this stack while the previous one is still in
+            # its window: the previous key is the one that works, so it is current again.
+            key = previous
+            outs.update({"api_key": previous.api_key, "key_type": old.get("previous_key_type"),
+                         "private_key": old.get("previous_private_key"),
+                         "secret_key": old.get("previous_secret_key")})
+            for name in (*fields.PREVIOUS_OUTPUTS, "public_key"):
+                outs.pop(name, None)
         if key is None:
             return ReadResult(None, {})  # a fresh key list lacks it: it leaves the state
-        outs = {
-            **old,
+        outs.update({
             # A key recorded before keys knew their account: it is listed here, so it is here.
             "account_uid": old.get("account_uid", keys.uid()),
             "api_key": key.api_key,
             "api_name": key.api_name,
             "ip_whitelist": values.held_ips(key.ips),
-        }
+        })
         if key.key_type is not None:  # as the exchange lists it, when it says
             outs["key_type"] = key.key_type.value
         if outs.get("key_type") == KeyType.ED25519 and key.permission_mode:
             outs["permission_mode"] = key.permission_mode
+        outs = {k: v for k, v in outs.items() if v is not None}
         inputs = {k: outs[k] for k in spec.INPUT_FIELDS if k in outs}
         if outs.get("key_origin") != "provided":
             inputs.pop("public_key", None)
@@ -254,10 +330,13 @@ class MarginSpecialKeyProvider(ResourceProvider):
 
     @_one_message
     def delete(self, id_: str, props: dict[str, Any]) -> None:
-        # By apiKey, never by name: a name may be shared by keys this stack does not own.
+        # By apiKey, never by name: a name may be shared by keys this stack does not own. During
+        # an overlap window the resource holds two keys: both go.
         old = _clean(props)
         self._keys().require_same_account(old.get("account_uid"), f"delete {_label(old)}")
-        self._keys().delete(id_, old.get("symbol"))
+        if old.get("previous_api_key"):
+            self._keys().delete(old["previous_api_key"], old.get("symbol"))
+        self._keys().delete(old.get("api_key", id_), old.get("symbol"))
 
 
 __all__ = ["MarginSpecialKeyProvider"]

@@ -72,9 +72,26 @@ def _exported(outputs: list[Any], symbol: str | None) -> dict[str, Any]:
     return {"apiKey": outputs[0], "keyType": outputs[1], "symbol": symbol, "ipWhitelist": outputs[2]}
 
 
-def _credentials_of(outputs: list[Any]) -> dict[str, str]:
-    return {k: x for k, x in {"apiKey": outputs[0], "privateKey": outputs[1],
-                              "secretKey": outputs[2]}.items() if x is not None}
+def _credentials_of(outputs: list[Any]) -> dict[str, Any]:
+    """A key's credentials for its trading system: the current key and, during an overlap window,
+    the previous one with the moment it retires."""
+    current: dict[str, Any] = {k: x for k, x in {"apiKey": outputs[0], "privateKey": outputs[1],
+                                                 "secretKey": outputs[2]}.items() if x is not None}
+    previous_api_key, previous_private_key, previous_secret_key, retires_at_ms = outputs[3:7]
+    if previous_api_key:
+        from .spec import utc
+
+        current["previous"] = {k: x for k, x in {
+            "apiKey": previous_api_key, "privateKey": previous_private_key,
+            "secretKey": previous_secret_key, "retiresAtMs": retires_at_ms,
+            "retiresAt": utc(retires_at_ms) if isinstance(retires_at_ms, (int, float)) else None,
+        }.items() if x is not None}
+    return current
+
+
+def _credential_outputs(r: MarginSpecialKey) -> list[Any]:
+    return [r.api_key, r.private_key, r.secret_key, r.previous_api_key, r.previous_private_key,
+            r.previous_secret_key, r.previous_retires_at_ms]
 
 
 def main() -> dict[str, MarginSpecialKey]:
@@ -101,7 +118,7 @@ def main() -> dict[str, MarginSpecialKey]:
     })
     credentials: dict[str, pulumi.Output[dict[str, str]]] = {
         name: pulumi.Output.secret(
-            pulumi.Output.all(r.api_key, r.private_key, r.secret_key).apply(_credentials_of))
+            pulumi.Output.all(*_credential_outputs(r)).apply(_credentials_of))
         for name, r in resources.items()
     }
     # One secret output per key, so a trading system's StackReference takes only its own:

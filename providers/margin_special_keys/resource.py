@@ -59,6 +59,7 @@ class MarginSpecialKey(Resource, module="binance", name="MarginSpecialKey"):
     public_key: pulumi.Output[str | None]
     keepers: pulumi.Output[dict[str, str] | None]
     rotate_after_days: pulumi.Output[int | None]
+    overlap_hours: pulumi.Output[int | None]
     allow_duplicate_name: pulumi.Output[bool | None]
     allow_any_ip: pulumi.Output[bool | None]
     delete_before_replace: pulumi.Output[bool | None]
@@ -68,6 +69,11 @@ class MarginSpecialKey(Resource, module="binance", name="MarginSpecialKey"):
     secret_key: pulumi.Output[str | None]
     key_origin: pulumi.Output[str]
     created_at_ms: pulumi.Output[float]
+    previous_api_key: pulumi.Output[str | None]
+    previous_private_key: pulumi.Output[str | None]
+    previous_secret_key: pulumi.Output[str | None]
+    previous_key_type: pulumi.Output[str | None]
+    previous_retires_at_ms: pulumi.Output[float | None]
     account_uid: pulumi.Output[int | None]
 
     def __init__(
@@ -83,6 +89,7 @@ class MarginSpecialKey(Resource, module="binance", name="MarginSpecialKey"):
         public_key: pulumi.Input[str] | None = None,
         keepers: pulumi.Input[Mapping[str, pulumi.Input[str]]] | None = None,
         rotate_after_days: pulumi.Input[int] | None = None,
+        overlap_hours: pulumi.Input[int] | None = None,
         allow_duplicate_name: pulumi.Input[bool] | None = None,
         allow_any_ip: pulumi.Input[bool] | None = None,
         adopt_api_key: pulumi.Input[str] | None = None,

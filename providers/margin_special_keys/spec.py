@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from . import fields, values
@@ -142,6 +142,7 @@ def check_inputs(news: Mapping[str, Any], merged_from: int = 0) -> tuple[dict[st
             out[name] = value
         else:
             _accept(fields.BY_NAME[name], value, out, failures, 0)
+    _check_overlap(out, failures)  # after the resource's own inputs: deleteBeforeReplace is one
     return {k: v for k, v in out.items() if v is not None}, failures
 
 
@@ -187,6 +188,21 @@ def _check(news: Mapping[str, Any], merged_from: int) -> tuple[dict[str, Any], l
             " address can use, set allowAnyIp: true"))
     _check_adoption(news, key_type, failures, out)
     return {k: v for k, v in out.items() if v is not None}, failures
+
+
+def _check_overlap(out: Mapping[str, Any], failures: list[Failure]) -> None:
+    """An overlap window keeps the old key alive after a rotation: it cannot be combined with
+    deleting the old key first, and must end before the next rotation by age is due."""
+    hours, days = overlap_hours(out), out.get("rotate_after_days")
+    if hours == 0:
+        return
+    if out.get("delete_before_replace") is True:
+        failures.append(Failure(("overlap_hours",), "keeps the old key for a window after a"
+                                " rotation, but deleteBeforeReplace deletes it first: choose one"))
+    if isinstance(days, (int, float)) and not isinstance(days, bool) and hours >= days * 24:
+        failures.append(Failure(("overlap_hours",), f"{hours} hours is not shorter than"
+                                f" rotateAfterDays ({days} days): the next rotation would come"
+                                " before the previous key retires"))
 
 
 def _accept(f: fields.Field, value: Any, out: dict[str, Any], failures: list[Failure],
@@ -261,12 +277,39 @@ def require_valid(news: Mapping[str, Any]) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class DiffPlan:
+    """What a change of a key does. `replaces`: the causes of a replacement (a new resource);
+    `rotates`: the same causes, carried out in place under an overlap window (a new key becomes
+    current, the old one stays usable until `retires_at_ms`); `retires`: the previous key's
+    window has ended and this run deletes it; `blocked`: why the plan cannot be carried out."""
+
     changes: list[str]
     replaces: list[str]
+    rotates: list[str] = field(default_factory=list)
+    retires: bool = False
+    blocked: str | None = None
 
     @property
     def changed(self) -> bool:
-        return bool(self.changes)
+        return bool(self.changes or self.rotates or self.retires)
+
+
+HOUR_MS = 3600 * 1000
+
+
+def previous_retires_at_ms(outputs: Mapping[str, Any], news: Mapping[str, Any]) -> int | None:
+    """When the previous key's window ends: the current key's creation (the rotation) plus the
+    declared overlapHours, so a shorter window declared later retires it sooner, and none (0 or
+    absent) retires it at the next run. None: no previous key."""
+    if not outputs.get("previous_api_key"):
+        return None
+    rotated = outputs.get("created_at_ms")
+    return int(rotated) + overlap_hours(news) * HOUR_MS if isinstance(rotated, (int, float)) else 0
+
+
+def overlap_hours(news: Mapping[str, Any]) -> int:
+    """The declared window in hours (0: none). The engine hands numbers over as floats."""
+    hours = news.get("overlap_hours")
+    return int(hours) if isinstance(hours, (int, float)) and not isinstance(hours, bool) else 0
 
 
 def _declared_public_key(outputs: Mapping[str, Any]) -> str | None:
@@ -300,4 +343,28 @@ def plan_diff(olds: Mapping[str, Any], news: Mapping[str, Any], now_ms: int) -> 
             if "rotate_after_days" not in changes:
                 changes.append("rotate_after_days")
             replaces.append("rotate_after_days")
-    return DiffPlan(changes, replaces)
+    retires_at = previous_retires_at_ms(olds, news)
+    if retires_at is not None and is_unknown(news.get("overlap_hours")):
+        retires = False  # not known yet: a preview cannot tell, the up will
+    else:
+        retires = retires_at is not None and now_ms >= retires_at
+    if not replaces or overlap_hours(news) == 0 or news.get("delete_before_replace") is True \
+            or "symbol" in replaces or not olds.get("api_key"):
+        # Replaced as a new resource: the old one's keys (both, during a window) go with it. An
+        # overlap does not span scopes: a new symbol is a new key for another pair.
+        return DiffPlan(changes, replaces, retires=retires)
+    blocked = None
+    if retires_at is not None and not retires:
+        blocked = (f"rotating it again now would delete its previous key (apiKey"
+                   f" {str(olds.get('previous_api_key'))[:8]}…) before its window ends at"
+                   f" {utc(retires_at)}: apply this change after that, or set overlapHours: 0"
+                   " to replace the key and delete both old keys in this run")
+    return DiffPlan(changes, [], rotates=replaces, retires=retires, blocked=blocked)
+
+
+def utc(ms: float) -> str:
+    """A moment as a person reads it: `2026-12-03 14:00 UTC`."""
+    import datetime
+
+    return datetime.datetime.fromtimestamp(ms / 1000, datetime.UTC).strftime(
+        "%Y-%m-%d %H:%M UTC")

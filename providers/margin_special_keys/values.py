@@ -26,6 +26,7 @@ MAX_API_NAME_LENGTH = 128
 SYMBOL_PATTERN = re.compile(r"^[A-Z0-9]{2,20}$")
 MAX_KEEPERS = 32
 ROTATE_AFTER_DAYS = (1, 3650)
+OVERLAP_HOURS = (0, 720)  # up to 30 days of two live keys
 
 Path = tuple[str | int, ...]  # a field, then list indexes or map keys
 
@@ -219,6 +220,14 @@ def days(value: Any) -> int:
     low, high = ROTATE_AFTER_DAYS
     if not low <= number <= high:
         raise ValueError(f"{number} is outside {low} to {high} days")
+    return number
+
+
+def hours(value: Any) -> int:
+    number = whole_number(value)
+    low, high = OVERLAP_HOURS
+    if not low <= number <= high:
+        raise ValueError(f"{number} is outside {low} to {high} hours")
     return number
 
 

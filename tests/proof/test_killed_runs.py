@@ -142,3 +142,88 @@ def test_an_empty_checkpoint_attrs_file_is_named_with_the_command_that_fixes_it(
     attrs.write_bytes(b"")
     stuck = gitops(project, "orphans", "--stacks", project.stack)
     assert stuck.returncode == 1 and f"`rm {attrs}`" in stuck.stdout + stuck.stderr
+
+
+def keys_of(project: PulumiProject) -> set[str]:
+    """Every key the stack's state holds: each resource's current key and, during an overlap
+    window, its previous one."""
+    return {k for r in project.resources()
+            for k in (r["outputs"].get("api_key"), r["outputs"].get("previous_api_key")) if k}
+
+
+def kill_when(run: subprocess.Popen[bytes], done: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 120
+    while not done():
+        assert run.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    os.killpg(run.pid, signal.SIGKILL)
+    run.wait()
+    time.sleep(0.5)  # requests already on the wire land
+
+
+@pytest.mark.long
+def test_kill_during_a_rotation_and_during_a_retirement_under_a_window_then_recover(
+        tmp_path: Path, pulumi_home: Path, clean_faults: SandboxProcess) -> None:
+    """A rotation under an overlap window makes its new key in an update: killed after the
+    exchange made some, the recovery deletes exactly those (proved by the pending update), and
+    the next up leaves each key with one current key plus its previous one. Killed while it
+    retires, the next run finishes the retirement."""
+    sandbox = clean_faults
+    account = sandbox.create_account("ED25519")
+    project = PulumiProject.create(tmp_path / "project", pulumi_home)
+    project.use_account(sandbox.base_url, account)
+    keys = [{"name": f"bot-{i}", "keyType": "HMAC" if i == 0 else "ED25519", "overlapHours": 24,
+             "ipWhitelist": ["10.0.0.1"], "keepers": {"v": "1"}} for i in range(4)]
+    project.set_keys(keys)
+    project.up()
+    project.set_keys([{**k, "keepers": {"v": "2"}} for k in keys])
+
+    def listed() -> set[str]:
+        return {k["apiKey"] for k in sandbox.special_keys(account["accountId"])}
+
+    sandbox.add_fault(action="latency_after", method="POST", path="/sapi/v1/margin/apiKey",
+                      delay_ms=1500)
+    run = subprocess.Popen(
+        [sys.executable, "-m", "margin_special_keys.gitops", "up", "--stacks", project.stack,
+         "--project", str(project.directory)],
+        cwd=ROOT, env=project.env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True)
+    kill_when(run, lambda: len(listed()) >= 6)  # two rotations made their key, unanswered
+    sandbox.clear_faults()
+    assert listed() - keys_of(project)  # keys on the exchange that no state holds
+
+    project.run("cancel", "--yes")
+    audit = gitops(project, "orphans", "--stacks", project.stack, "--delete", "--yes")
+    assert audit.returncode == 0, audit.stdout + audit.stderr
+    assert "unmanaged" not in audit.stdout and "unproven" not in audit.stdout
+    assert audit.stdout.count("— deleted") >= 2
+    assert listed() == keys_of(project)
+    project.refresh("--clear-pending-creates", "--run-program")
+    project.up()
+    state = project.resources()
+    assert all(r["outputs"].get("previous_api_key") for r in state)  # each: current + previous
+    assert listed() == keys_of(project) and len(listed()) == 8
+    project.expect_no_changes()
+
+    # The windows end; the retirement is killed after some deletes landed.
+    exported = project.export()
+    for resource in exported["deployment"]["resources"]:
+        if resource["type"].endswith("MarginSpecialKey"):
+            resource["outputs"]["created_at_ms"] -= 25 * 3600 * 1000
+    (project.directory / "later.json").write_text(__import__("json").dumps(exported))
+    project.run("stack", "import", "--file", "later.json")
+    sandbox.add_fault(action="latency_after", method="DELETE", path="/sapi/v1/margin/apiKey",
+                      delay_ms=1500)
+    run = subprocess.Popen(
+        [sys.executable, "-m", "margin_special_keys.gitops", "rotate", "--stacks", project.stack,
+         "--project", str(project.directory)],
+        cwd=ROOT, env=project.env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True)
+    kill_when(run, lambda: len(listed()) <= 6)
+    sandbox.clear_faults()
+    project.run("cancel", "--yes")
+    rotated = gitops(project, "rotate", "--stacks", project.stack)
+    assert rotated.returncode == 0, rotated.stdout + rotated.stderr
+    assert listed() == keys_of(project) and len(listed()) == 4
+    assert not any(r["outputs"].get("previous_api_key") for r in project.resources())
+    project.expect_no_changes()

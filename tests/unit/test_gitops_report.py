@@ -86,6 +86,24 @@ def test_the_summary_names_each_key_that_changes_and_flags_new_credentials() -> 
     assert "on Binance, not declared: 10.0.0.1; declared, not on Binance: 10.0.0.2" in drift
 
 
+def test_a_rotation_under_a_window_and_a_retirement_say_when_the_old_key_goes() -> None:
+    ms = 1_796_306_400_000  # 2026-12-03 14:00 UTC
+    rotate = KeyStep("bot-01", "rotate", ["keepers"], ["keepers"], retires_at_ms=ms)
+    retire = KeyStep("bot-02", "retire", [], [], retires_at_ms=ms)
+    md = markdown([StackResult("sub2", "preview", changes={"update": 2}, steps=[rotate, retire])],
+                  "preview")
+    assert ("- `sub2` · **bot-01** · rotate because of keepers — new key now; the old key stays"
+            " usable until 2026-12-03 14:00 UTC, then the next run retires it — ⚠️ new"
+            " credentials: the trading system must switch to the new key before then") in md
+    assert ("- `sub2` · **bot-02** · retire the previous key (its window ended 2026-12-03 14:00"
+            " UTC): it is deleted, the current key stays") in md
+    # Only what time made due is scheduled: what `rotate` applies, and what drift does not count.
+    aged = KeyStep("bot-03", "replace", ["rotateAfterDays"], ["rotateAfterDays"])
+    aged_and_edited = KeyStep("bot-04", "replace", ["rotateAfterDays", "keepers"],
+                              ["rotateAfterDays", "keepers"])
+    assert [s.scheduled for s in (rotate, retire, aged, aged_and_edited)] == [False, True, True, False]
+
+
 def test_nothing_put_into_markdown_can_inject_a_row_a_link_or_a_mention() -> None:
     evil = "x | ✅ no changes | 0 | 0 | 0 | 0 |  | 0s |\n| [click](https://evil.example) @everyone"
     md = markdown([StackResult(evil, "preview", ok=False, error=evil)], "preview")

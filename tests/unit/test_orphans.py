@@ -109,8 +109,23 @@ def test_pending_creates_of_two_stacks_that_match_one_key_prove_neither() -> Non
 
 def test_an_adoption_and_other_pending_operations_make_no_key() -> None:
     adopting = pending(adopt_api_key="X" * 64)
-    updating = {**pending(), "type": "updating"}
-    assert verdicts([key("K1")], stack("a", adopting, updating)) == {"K1": UNMANAGED}
+    updating = {**pending(preexisting=None, planned_at_ms=None), "type": "updating"}  # an IP edit
+    deleting = {**pending(), "type": "deleting"}
+    assert verdicts([key("K1")], stack("a", adopting, updating, deleting)) == {"K1": UNMANAGED}
+
+
+def test_a_pending_update_that_rotates_under_a_window_proves_its_new_key() -> None:
+    """A rotation under an overlap window makes its key in an update; its inputs carry the plan."""
+    rotating = {**pending(), "type": "updating"}
+    assert verdicts([key("K1")], stack("a", rotating)) == {"K1": ORPHAN}
+    existed = {**pending(preexisting=[key_digest("K1")]), "type": "updating"}
+    assert verdicts([key("K1")], stack("a", existed)) == {"K1": UNMANAGED}
+
+
+def test_a_rotated_resource_holds_its_current_and_previous_keys() -> None:
+    deployment = {"resources": [{"type": "pulumi-python:dynamic/binance:MarginSpecialKey", "id": "K0",
+                                 "outputs": {"api_key": "K2", "previous_api_key": "K1"}}]}
+    assert read_stack("a", 1, {}, deployment).managed == {"K0", "K1", "K2"}
 
 
 def test_every_state_write_changes_the_checkpoint_digest() -> None:

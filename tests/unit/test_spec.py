@@ -183,6 +183,64 @@ def test_rotation_by_age() -> None:
     assert plan_diff(old, news(rotate_after_days=60), now_ms=1_000_000 + day).replaces == []
 
 
+HOUR = 3_600_000
+
+
+@pytest.mark.parametrize("change", [
+    {"api_name": "desk-2"}, {"key_type": "HMAC"}, {"permission_mode": "READ"},
+    {"public_key": ED_PEM}, {"keepers": {"rotation": "2"}},
+])
+def test_under_a_window_a_replacement_is_a_rotation_in_place(change: dict[str, Any]) -> None:
+    plan = plan_diff(stored(overlap_hours=24), news(overlap_hours=24, **change), now_ms=2_000_000)
+    assert plan.replaces == [] and plan.rotates and set(plan.rotates) <= set(spec.REPLACE_FIELDS)
+    assert plan.changed and not plan.retires and plan.blocked is None
+
+
+def test_a_window_does_not_span_scopes_nor_survive_delete_before_replace() -> None:
+    plan = plan_diff(stored(overlap_hours=24), news(overlap_hours=24, symbol="BTCUSDT"), now_ms=2_000_000)
+    assert plan.replaces == ["symbol"] and plan.rotates == []
+    plan = plan_diff(stored(), news(keepers={"v": "2"}), now_ms=2_000_000)  # no window
+    assert plan.replaces == ["keepers"] and plan.rotates == []
+
+
+def test_the_previous_key_retires_when_its_window_ends_and_not_before() -> None:
+    old = {**stored(overlap_hours=24), "previous_api_key": "P" * 64, "created_at_ms": 1_000_000}
+    assert plan_diff(old, news(overlap_hours=24), now_ms=1_000_000 + 24 * HOUR - 1).changed is False
+    plan = plan_diff(old, news(overlap_hours=24), now_ms=1_000_000 + 24 * HOUR)
+    assert plan.retires and plan.changed and plan.replaces == []
+    # The window counts from the rotation with the window declared now: shorter retires sooner.
+    assert plan_diff(old, news(overlap_hours=2), now_ms=1_000_000 + 2 * HOUR).retires
+    assert plan_diff(old, news(), now_ms=1_000_001).retires  # no window any more: at the next run
+    # Not known yet during a preview: the up decides.
+    assert not plan_diff(old, {**news(), "overlap_hours": spec.UNKNOWN}, now_ms=10**12).retires
+
+
+def test_a_rotation_inside_the_window_is_blocked_and_after_it_retires_first() -> None:
+    old = {**stored(overlap_hours=24), "previous_api_key": "P" * 64, "created_at_ms": 1_000_000}
+    plan = plan_diff(old, news(overlap_hours=24, keepers={"v": "2"}), now_ms=1_000_000 + HOUR)
+    assert plan.blocked is not None and "1970-01-02 00:16 UTC" in plan.blocked
+    plan = plan_diff(old, news(overlap_hours=24, keepers={"v": "2"}), now_ms=1_000_000 + 25 * HOUR)
+    assert plan.blocked is None and plan.retires and plan.rotates == ["keepers"]
+
+
+def test_an_overlap_window_is_checked_against_what_it_cannot_go_with() -> None:
+    _, found = check_inputs({"api_name": "d", "ip_whitelist": ["192.0.2.1"], "overlap_hours": 24,
+                             "delete_before_replace": True})
+    assert [f.python() for f in found] == [
+        "overlap_hours: keeps the old key for a window after a rotation, but deleteBeforeReplace"
+        " deletes it first: choose one"]
+    _, found = check_inputs({"api_name": "d", "ip_whitelist": ["192.0.2.1"], "overlap_hours": 48,
+                             "rotate_after_days": 2})
+    assert [f.python() for f in found] == [
+        "overlap_hours: 48 hours is not shorter than rotateAfterDays (2 days): the next rotation"
+        " would come before the previous key retires"]
+    _, found = check_inputs({"api_name": "d", "ip_whitelist": ["192.0.2.1"], "overlap_hours": 721})
+    assert [f.python() for f in found] == ["overlap_hours: 721 is outside 0 to 720 hours"]
+    inputs, found = check_inputs({"api_name": "d", "ip_whitelist": ["192.0.2.1"], "overlap_hours": 0,
+                                  "delete_before_replace": True})
+    assert found == [] and inputs["overlap_hours"] == 0
+
+
 def usable(address: Any) -> bool:
     """An address a trading server can call from (the others are refused, tested above)."""
     if getattr(address, "ipv4_mapped", None) is not None:

@@ -1,5 +1,6 @@
-"""python -m margin_special_keys.gitops {preview,up,refresh,drift,orphans} [--stacks a,b] [--parallel N]
-                   [--markdown FILE] [--json FILE] [--project DIR] [--delete] [--lock-timeout S]
+"""python -m margin_special_keys.gitops {preview,up,refresh,drift,orphans,rotate} [--stacks a,b]
+                   [--parallel N] [--markdown FILE] [--json FILE] [--project DIR] [--delete]
+                   [--lock-timeout S]
 python -m margin_special_keys.gitops delete-key --stacks ONE --api-key KEY [--yes]
 python -m margin_special_keys.gitops exit-special-key-mode --stacks ONE [--yes]
 python -m margin_special_keys.gitops preflight [--stacks a,b] [--record DIR]
@@ -13,6 +14,10 @@ unmanaged. `orphans --delete` deletes the orphans only, by apiKey, after showing
 it and asking; never a key any stack's state holds.
 A stack another run holds is reported as busy, with who holds the lock; `--lock-timeout S` waits
 up to S seconds for it first.
+`rotate` is the scheduled job: it refreshes each stack, then applies only what time made due
+(rotations by age, rotateAfterDays; retirements of previous keys whose overlap window ended),
+and only to those keys; a stack whose preview holds anything else is not applied (exit 1).
+`drift` lists such due work too, but does not count it as drift.
 `preflight` checks each stack's account before its first `pulumi up`, with read requests only:
 clock, signature, the provider key's permissions, margin account, room, pairs, existing names;
 exit 1 on any fail. `--record DIR` writes every raw answer, redacted, for the contract tests.

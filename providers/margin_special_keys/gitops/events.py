@@ -57,12 +57,26 @@ class KeyStep:
     ips_only_on_binance: list[str] = field(default_factory=list)
     ips_only_declared: list[str] = field(default_factory=list)
     gone: bool = False  # the refresh found it gone from the exchange: the plan makes it again
+    # An update that rotates the key under its overlap window (op "rotate"), or retires the
+    # previous key once the window has ended (op "retire"): from when the previous key goes.
+    retires_at_ms: int | None = None
+    urn: str = ""
+
+    @property
+    def scheduled(self) -> bool:
+        """Work that time alone made due: a rotation by age (rotateAfterDays) with no declared
+        change beside it, or a retirement. `gitops rotate` applies these and nothing else."""
+        if self.op == "retire":
+            return True
+        return (self.op in ("replace", "rotate") and self.because == ["rotateAfterDays"]
+                and set(self.fields) <= {"rotateAfterDays"})
 
     def as_dict(self) -> dict[str, Any]:
         return {"key": self.key, "op": self.op, "fields": self.fields, "because": self.because,
                 "binance": self.binance, "declared": self.declared,
                 "ipsOnlyOnBinance": self.ips_only_on_binance,
-                "ipsOnlyDeclared": self.ips_only_declared, "gone": self.gone}
+                "ipsOnlyDeclared": self.ips_only_declared, "gone": self.gone,
+                "retiresAtMs": self.retires_at_ms, "scheduled": self.scheduled}
 
 
 class Events:
@@ -105,8 +119,20 @@ class Events:
                     step.because.append(shown)
             if held is not None and new_inputs is not None:
                 _held_and_declared(step, held, new_inputs, [*changed, *(meta.get("keys") or [])])
+                if op == "update":
+                    _rotation(step, held, new_inputs)
             step.gone = op == "create" and name in gone
+            step.urn = str(meta.get("urn", ""))
         return list(steps.values())
+
+    def stack_urn(self) -> str | None:
+        """The stack resource's URN: a targeted up names it too, so the stack's outputs (each
+        key's credentials) follow the keys it changes."""
+        for event in self.events:
+            meta = (event.get("resourcePreEvent") or {}).get("metadata") or {}
+            if meta.get("type") == "pulumi:pulumi:Stack" and meta.get("urn"):
+                return str(meta["urn"])
+        return None
 
     def _gone(self) -> set[str]:
         """The keys this run's refresh found gone from the exchange: their state left, so the
@@ -161,6 +187,26 @@ def _held_and_declared(step: KeyStep, held: dict[str, Any], declared: dict[str, 
         wanted = set(declared.get("ip_whitelist") or [])
         step.ips_only_on_binance = sorted(on_binance - wanted)
         step.ips_only_declared = sorted(wanted - on_binance)
+
+
+def _rotation(step: KeyStep, held: dict[str, Any], declared: dict[str, Any]) -> None:
+    """An update that rotates under an overlap window, or retires the previous key: the
+    provider's own plan (spec.plan_diff) over what the state holds and what is declared."""
+    import time
+
+    from ..fields import PYTHON_TO_CONFIG
+    from ..spec import HOUR_MS, overlap_hours, plan_diff, previous_retires_at_ms
+
+    now = int(time.time() * 1000)
+    inputs = {k: v for k, v in declared.items() if not k.startswith("__")}
+    plan = plan_diff({k: v for k, v in held.items() if not k.startswith("__")}, inputs, now)
+    if plan.rotates:
+        step.op = "rotate"
+        step.because = [PYTHON_TO_CONFIG.get(f, f) for f in plan.rotates]
+        step.retires_at_ms = now + overlap_hours(inputs) * HOUR_MS
+    elif plan.retires:
+        step.op = "retire"
+        step.retires_at_ms = previous_retires_at_ms(held, inputs)
 
 
 def counts(steps: list[KeyStep]) -> dict[str, int]:

@@ -4,7 +4,9 @@ A run killed while it creates keys can leave a key on the exchange that no state
 key is an **orphan** of stack S only when S can prove it made it:
 
 1. **S's own pending create explains it.** The engine writes a pending create into S's state
-   before it asks the provider to make the key, and a killed run leaves it there. Only a run of S
+   before it asks the provider to make the key, and a killed run leaves it there. (A rotation
+   under an overlap window makes its key in an update: a pending update whose inputs carry the
+   plan counts as a pending create.) Only a run of S
    writes S's state. The key must match that create in everything the exchange lists: apiName,
    scope, key type, permission mode and the exact IP list.
 2. **The key did not exist when the create was planned.** The provider records, in the create's
@@ -43,6 +45,7 @@ from typing import Any
 
 from ..account import key_digest
 from ..key_type import KeyType
+from ..state_format import CREATE_PLAN_KEY
 
 ORPHAN = "orphan"  # provably this stack's: the only verdict ever deleted
 OTHER_STACK = "another stack's"  # another stack's pending create explains it: its own audit decides
@@ -97,8 +100,6 @@ class PendingCreate:
         if not isinstance(api_name, str) or inputs.get("adopt_api_key"):
             return None
         ips = inputs.get("ip_whitelist") or []
-        from ..state_format import CREATE_PLAN_KEY
-
         plan = inputs.get(CREATE_PLAN_KEY)
         plan = plan if isinstance(plan, dict) else {}
         preexisting = plan.get("preexisting_keys")
@@ -184,11 +185,20 @@ def read_stack(name: str, uid: int | None, config: dict[str, str], deployment: M
                       checkpoint=hashlib.sha256(json.dumps(deployment, sort_keys=True).encode()).hexdigest())
     for resource in deployment.get("resources") or []:
         if str(resource.get("type", "")).endswith(KEY_TYPE) and resource.get("id"):
-            found.managed.add(str(resource["id"]))
+            # The id is the apiKey of the key the resource first made; after a rotation under an
+            # overlap window it holds the current key and, until it retires, the previous one.
+            outputs = resource.get("outputs") or {}
+            found.managed.update(str(k) for k in (resource["id"], outputs.get("api_key"),
+                                                  outputs.get("previous_api_key")) if k)
     for operation in deployment.get("pending_operations") or []:
         resource = operation.get("resource") or {}
-        if operation.get("type") == "creating" and str(resource.get("type", "")).endswith(KEY_TYPE):
-            pending = PendingCreate.from_inputs(resource.get("inputs") or {})
+        inputs = resource.get("inputs") or {}
+        # A pending update makes a key only when it rotates under a window, and then its inputs
+        # carry the plan (margin_special_key.py check); one without a plan made no key.
+        makes_key = operation.get("type") == "creating" or (
+            operation.get("type") == "updating" and isinstance(inputs.get(CREATE_PLAN_KEY), dict))
+        if makes_key and str(resource.get("type", "")).endswith(KEY_TYPE):
+            pending = PendingCreate.from_inputs(inputs)
             if pending is not None and latest_run_s == HISTORY_UNREAD:
                 pending = dataclasses.replace(pending, history_unread=True)
             elif pending is not None and pending.planned_at_ms is not None and latest_run_s is not None \

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
+from ..spec import utc
 from .orphans import ORPHAN, Finding
 
 if TYPE_CHECKING:
@@ -115,6 +116,16 @@ def describe_step(stack: str, step: KeyStep, operation: str = "preview") -> str:
     if step.gone:
         return line + f"gone from Binance: the next up makes a new key — {NEW_CREDENTIALS}"
     line += md(step.op)
+    if step.op == "rotate":
+        causes = "; ".join(_field_values(step, name, operation) for name in step.because)
+        causes = causes.replace("rotateAfterDays", "age (rotateAfterDays)")
+        until = f"until {utc(step.retires_at_ms)}" if step.retires_at_ms else "through its window"
+        return (f"{line} because of {causes} — new key now; the old key stays usable {until}, then"
+                " the next run retires it — ⚠️ new credentials: the trading system must switch to"
+                " the new key before then")
+    if step.op == "retire":
+        ended = f" (its window ended {utc(step.retires_at_ms)})" if step.retires_at_ms else ""
+        return f"{line} the previous key{ended}: it is deleted, the current key stays"
     if step.op == "replace":
         why = [_field_values(step, name, operation) for name in step.because or step.fields]
         text = "; ".join(why).replace("rotateAfterDays", "age (rotateAfterDays)")

@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from ..errors import UnscheduledChanges
 from . import audit, backends
 from .discovery import backend_of, commands_for, config_of, missing, progress
 from .engine import StackCommands, StackNotFound
@@ -21,7 +22,7 @@ from .events import Events, counts, error_text
 from .reaping import end_leftover_plugins
 from .report import StackResult, our_words
 
-OPERATIONS = ("preview", "up", "refresh", "drift", "orphans")
+OPERATIONS = ("preview", "up", "refresh", "drift", "orphans", "rotate")
 
 
 LOCK_POLL_S = 2.0
@@ -97,20 +98,26 @@ def run_stack(project_dir: Path, name: str, operation: str, lock_timeout_s: floa
     events = Events()
     try:
         commands = commands_for(project_dir, name)
-        if operation in COMMANDS:
+        if operation in COMMANDS or operation == "rotate":
             result.busy = _lock_holder(project_dir, name, lock_timeout_s)
             if result.busy is None:
-                run, logged = _operation(commands, name, operation)
-                events = Events(logged)
-                result.busy = _locked_by_cli(name, run.output) if run.returncode != 0 else None
-                if run.returncode != 0 and result.busy is None:
-                    raise RuntimeError(run.output)
+                if operation == "rotate":
+                    events = _rotate(commands, name, result)
+                else:
+                    run, logged = _operation(commands, name, operation)
+                    events = Events(logged)
+                    result.busy = _locked_by_cli(name, run.output) if run.returncode != 0 else None
+                    if run.returncode != 0 and result.busy is None:
+                        raise RuntimeError(run.output)
                 result.steps = events.key_steps()
                 if operation == "refresh":
                     result.changes = events.changes()
                 else:
                     result.changes = counts(result.steps)
-                result.drifted = operation == "drift" and bool(result.steps) and result.busy is None
+                # What time alone made due (a rotation by age, a retirement) is listed, but is
+                # not drift: nobody changed anything.
+                result.drifted = (operation == "drift" and result.busy is None
+                                  and any(not step.scheduled for step in result.steps))
         else:
             raise ValueError(f"unknown operation {operation!r}")
     except Exception as exc:  # noqa: BLE001 - one stack's failure is reported, the others go on
@@ -125,6 +132,46 @@ def run_stack(project_dir: Path, name: str, operation: str, lock_timeout_s: floa
                else f"not run: {result.busy}" if result.busy else "done")
     progress(name, f"== {operation} {verdict} in {result.duration_s:.1f}s")
     return result
+
+
+def _rotate(commands: StackCommands, name: str, result: StackResult) -> Events:
+    """The scheduled job: refresh, then apply the stack only when its preview holds nothing but
+    what time made due (rotations by age, retirements after an overlap window), and then only
+    those keys (`--target`): a change someone declared but nobody applied waits for its own up."""
+    def out(line: str) -> None:
+        progress(name, line)
+
+    try:
+        # First the exchange's truth into the state (a key deleted by hand, a retirement a killed
+        # run finished): what the stack outputs hand to trading systems must not lag behind.
+        run, logged = commands.operation(*COMMANDS["refresh"], stack=name, on_line=out)
+        if run.returncode == 0:
+            run, logged = commands.operation("preview", stack=name, on_line=out)
+    except StackNotFound:
+        raise missing(name) from None
+    events = Events(logged)
+    if run.returncode == 0:
+        steps = events.key_steps()
+        unscheduled = [step for step in steps if not step.scheduled]
+        if unscheduled:
+            result.steps, result.changes = steps, counts(steps)
+            raise UnscheduledChanges(
+                "not applied: the preview holds changes that time did not make due ("
+                + ", ".join(f"{step.key}: {step.op}" for step in unscheduled)
+                + "); apply them with a reviewed up first")
+        if not steps:
+            progress(name, "nothing due")
+            return events
+        # Only those keys, and the stack itself so that its outputs (the credentials) follow.
+        urns = [step.urn for step in steps] + [urn for urn in [events.stack_urn()] if urn]
+        targets = [arg for urn in urns for arg in ("--target", urn)]
+        run, logged = commands.operation(*COMMANDS["up"], *targets, stack=name, on_line=out)
+        events = Events(logged)
+    if run.returncode != 0:
+        result.busy = _locked_by_cli(name, run.output)
+        if result.busy is None:
+            raise RuntimeError(run.output)
+    return events
 
 
 def _operation(commands: StackCommands, name: str,
