@@ -72,6 +72,10 @@ FIELDS: tuple[Field, ...] = (
           "a rotation makes the new key current and keeps the previous one usable this many hours"
           " (counted from the rotation); the first run after that retires it. 0 or absent: the old"
           " key goes in the same run", check=values.hours),
+    Field("deliver_to", "deliverTo", "state", "list[str] | None",
+          "age recipients (age1…) of the trading systems that may read this key: its credentials"
+          " are sealed to them in `sealed_credentials`; a change re-seals, it does not rotate",
+          check=values.age_recipients),
     Field("allow_duplicate_name", "allowDuplicateName", "state", "bool | None",
           "create even when another key of the scope has the same apiName", check=values.boolean),
     Field("allow_any_ip", "allowAnyIp", "state", "bool | None",
@@ -106,6 +110,10 @@ FIELDS: tuple[Field, ...] = (
           "during an overlap window: the previous key's key type"),
     Field("previous_retires_at_ms", None, "output", "float | None",
           "during an overlap window: from when the next run deletes the previous key (ms since 1970)"),
+    Field("sealed_credentials", None, "output", "str | None",
+          "with deliverTo: the key's credentials (and, during a window, the previous key's) as an"
+          " age file (ASCII armor) only those recipients can open; not a secret, it may be"
+          " published"),
     Field("account_uid", None, "output", "int | None",
           "the uid of the Binance account that holds the key (GET /api/v3/account): a refresh,"
           " diff or delete through a provider that signs for another account is refused"),

@@ -28,7 +28,7 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
-from . import fields, spec, state_format, values
+from . import fields, sealed, spec, state_format, values
 from .account import AccountKeys, NewKey
 from .errors import ConfigurationError, MarginSpecialKeysError, WindowStillOpen
 from .key_type import KeyType
@@ -223,7 +223,7 @@ class MarginSpecialKeyProvider(ResourceProvider):
                             ("secret_key", secret_key)):
             if value:
                 outs[name] = value
-        return CreateResult(api_key, outs)
+        return CreateResult(api_key, sealed.resealed(outs))
 
     def _adopt(self, inputs: Mapping[str, Any]) -> CreateResult:
         """Bring an existing key under management as it is: adoption changes nothing on the
@@ -282,7 +282,9 @@ class MarginSpecialKeyProvider(ResourceProvider):
         retires_at = spec.previous_retires_at_ms(outs, inputs)
         if retires_at is not None:
             outs["previous_retires_at_ms"] = retires_at
-        return UpdateResult({k: v for k, v in outs.items() if v is not None})
+        # Sealed afresh on every update: new credentials, a retirement, or other recipients
+        # (a change of deliverTo re-seals the same key; it rotates nothing).
+        return UpdateResult(sealed.resealed({k: v for k, v in outs.items() if v is not None}))
 
     @_one_message
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
@@ -323,6 +325,9 @@ class MarginSpecialKeyProvider(ResourceProvider):
         if outs.get("key_type") == KeyType.ED25519 and key.permission_mode:
             outs["permission_mode"] = key.permission_mode
         outs = {k: v for k, v in outs.items() if v is not None}
+        if outs.get("api_key") != old.get("api_key") or \
+                outs.get("previous_api_key") != old.get("previous_api_key"):
+            outs = sealed.resealed(outs)  # what the trading system holds must still work
         inputs = {k: outs[k] for k in spec.INPUT_FIELDS if k in outs}
         if outs.get("key_origin") != "provided":
             inputs.pop("public_key", None)

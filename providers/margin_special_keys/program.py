@@ -125,6 +125,11 @@ def main() -> dict[str, MarginSpecialKey]:
     # `StackReference(...).get_output("credentials-<name>")`.
     for name, secret in credentials.items():
         pulumi.export(f"credentials-{name}", secret)
+    # Sealed to the key's own trading systems (deliverTo): not a secret, since only their age
+    # identities open it; a pipeline may publish it (`gitops up --deliver DIR` writes each one).
+    for key in declared:
+        if key.args.get("deliver_to"):
+            pulumi.export(f"sealed-{key.name}", resources[key.name].sealed_credentials)
     # Every key in one output: kept for compatibility with consumers written before the above.
     pulumi.export("credentials", pulumi.Output.secret(credentials))
     return resources

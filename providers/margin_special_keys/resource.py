@@ -60,6 +60,7 @@ class MarginSpecialKey(Resource, module="binance", name="MarginSpecialKey"):
     keepers: pulumi.Output[dict[str, str] | None]
     rotate_after_days: pulumi.Output[int | None]
     overlap_hours: pulumi.Output[int | None]
+    deliver_to: pulumi.Output[list[str] | None]
     allow_duplicate_name: pulumi.Output[bool | None]
     allow_any_ip: pulumi.Output[bool | None]
     delete_before_replace: pulumi.Output[bool | None]
@@ -74,6 +75,7 @@ class MarginSpecialKey(Resource, module="binance", name="MarginSpecialKey"):
     previous_secret_key: pulumi.Output[str | None]
     previous_key_type: pulumi.Output[str | None]
     previous_retires_at_ms: pulumi.Output[float | None]
+    sealed_credentials: pulumi.Output[str | None]
     account_uid: pulumi.Output[int | None]
 
     def __init__(
@@ -90,6 +92,7 @@ class MarginSpecialKey(Resource, module="binance", name="MarginSpecialKey"):
         keepers: pulumi.Input[Mapping[str, pulumi.Input[str]]] | None = None,
         rotate_after_days: pulumi.Input[int] | None = None,
         overlap_hours: pulumi.Input[int] | None = None,
+        deliver_to: pulumi.Input[list[pulumi.Input[str]]] | None = None,
         allow_duplicate_name: pulumi.Input[bool] | None = None,
         allow_any_ip: pulumi.Input[bool] | None = None,
         adopt_api_key: pulumi.Input[str] | None = None,

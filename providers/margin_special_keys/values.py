@@ -231,5 +231,32 @@ def hours(value: Any) -> int:
     return number
 
 
+MAX_RECIPIENTS = 20
+
+
+def age_recipients(value: Any) -> list[str]:
+    """The age X25519 recipients (`age1…`) a key's credentials are sealed to, as age writes
+    them, once each, sorted. Never echoed: a secret identity pasted here by mistake is named as
+    such, not repeated."""
+    from .age import AgeError, Recipient
+
+    if not isinstance(value, (list, tuple)):
+        raise ValueError("must be a list of age recipients (age1…)")
+    if not value:
+        raise ValueError("is empty: list the age recipients (age1…) of the systems that may read"
+                         " this key, or remove deliverTo")
+    written = set()
+    for index, entry in enumerate(value):
+        if not isinstance(entry, str):
+            raise InvalidValue("is not a string", (index,))
+        try:
+            written.add(str(Recipient.parse(entry)))
+        except AgeError as exc:
+            raise InvalidValue(str(exc), (index,)) from None
+    if len(written) > MAX_RECIPIENTS:
+        raise ValueError(f"has {len(written)} recipients; at most {MAX_RECIPIENTS}")
+    return sorted(written)
+
+
 def text(value: Any) -> str:
     return str(value)

@@ -1,7 +1,8 @@
 """Rotation with an overlap window on the real engine: the new key now, the old one usable through
 its window (both sign requests the exchange accepts), read by a trading system's own project
-through a StackReference; the scheduled job refuses what nobody scheduled, and after the window
-it retires the old key by itself."""
+through a StackReference, and by a trading host from its sealed file with its own age identity
+only; the scheduled job refuses what nobody scheduled, and after the window it retires the old
+key by itself."""
 
 from __future__ import annotations
 
@@ -40,6 +41,19 @@ def gitops(project: PulumiProject, *args: str) -> tuple[int, str]:
     return run.returncode, summary.read_text() if summary.exists() else run.stderr
 
 
+def keygen(path: Path) -> str:
+    run = subprocess.run([sys.executable, "-m", "margin_special_keys.credentials", "keygen", "-o",
+                          str(path)], capture_output=True, text=True, check=True)
+    return run.stderr.split("Public key: ", 1)[1].strip()
+
+
+def sealed_open(path: Path, identity: Path) -> subprocess.CompletedProcess[str]:
+    """What a trading host runs: its sealed file and its own identity, no backend, no passphrase."""
+    return subprocess.run([sys.executable, "-m", "margin_special_keys.credentials", "open", str(path),
+                           "--identity", str(identity)], capture_output=True, text=True,
+                          env={"PATH": "/usr/bin:/bin"})
+
+
 def signs(sandbox: SandboxProcess, api_key: str, private_key: str) -> bool:
     try:
         BinanceClient(sandbox.base_url, api_key, PrivateKeySigner(private_key)).account_uid()
@@ -62,14 +76,16 @@ def test_the_old_key_works_through_its_window_and_retires_by_itself(
     project: PulumiProject, sandbox: SandboxProcess, account: SandboxAccount, tmp_path: Path,
     pulumi_home: Path,
 ) -> None:
+    trader, risk = tmp_path / "trader.key", tmp_path / "risk.key"
     bot: dict[str, Any] = {"name": "bot", "ipWhitelist": [LISTED], "overlapHours": 24,
-                           "keepers": {"v": "1"}}
-    project.set_keys([bot])
+                           "keepers": {"v": "1"}, "deliverTo": [keygen(trader)]}
+    hedge: dict[str, Any] = {"name": "hedge", "ipWhitelist": [LISTED], "deliverTo": [keygen(risk)]}
+    project.set_keys([bot, hedge])
     project.up()
     first = project.outputs(show_secrets=True)["credentials-bot"]
 
     # A rotation: an update in place, said as such to the reviewer.
-    project.set_keys([{**bot, "keepers": {"v": "2"}}])
+    project.set_keys([{**bot, "keepers": {"v": "2"}}, hedge])
     assert project.planned_ops()["bot"] == ["update"]
     code, summary = gitops(project, "preview")
     assert code == 0, summary
@@ -81,9 +97,24 @@ def test_the_old_key_works_through_its_window_and_retires_by_itself(
     assert code == 1 and "not applied\\: the preview holds changes that time did not make due" in summary
     assert sandbox.mutations() == []
 
-    code, summary = gitops(project, "up")
+    delivered = tmp_path / "delivered"
+    code, summary = gitops(project, "up", "--deliver", str(delivered))
     assert code == 0, summary
     credentials = project.outputs(show_secrets=True)["credentials-bot"]
+    # The trading host reads its key, and through the window the previous one, from its sealed
+    # file with its own identity; another desk's file, or the state, gives it nothing.
+    assert sorted(p.name for p in (delivered / "test").iterdir()) == ["bot.age", "hedge.age"]
+    opened = sealed_open(delivered / "test" / "bot.age", trader)
+    assert opened.returncode == 0, opened.stderr
+    sealed = json.loads(opened.stdout)
+    assert (sealed["apiKey"], sealed["privateKey"]) == (credentials["apiKey"], credentials["privateKey"])
+    assert sealed["previous"]["apiKey"] == first["apiKey"]
+    assert sealed["previous"]["privateKey"] == first["privateKey"]
+    refused = sealed_open(delivered / "test" / "hedge.age", trader)
+    assert refused.returncode == 1 and refused.stdout == ""
+    assert refused.stderr.startswith("error: ") and len(refused.stderr.splitlines()) == 1
+    state_file = next((project.directory / "state").rglob("test.json"))
+    assert credentials["privateKey"].splitlines()[1] not in state_file.read_text()
     previous = credentials["previous"]
     assert previous["apiKey"] == first["apiKey"] and credentials["apiKey"] != first["apiKey"]
     assert previous["privateKey"] == first["privateKey"]
@@ -91,7 +122,7 @@ def test_the_old_key_works_through_its_window_and_retires_by_itself(
     assert abs(retires_at - (time.time() + 24 * 3600) * 1000) < 600_000
     assert previous["retiresAt"].endswith(" UTC")
     listed = {k["apiKey"] for k in sandbox.special_keys(account["accountId"])}
-    assert listed == {credentials["apiKey"], first["apiKey"]}
+    assert {credentials["apiKey"], first["apiKey"]} <= listed and len(listed) == 3
     sandbox.set_caller_address(account["accountId"], LISTED)
     try:
         assert signs(sandbox, credentials["apiKey"], credentials["privateKey"])
@@ -99,11 +130,11 @@ def test_the_old_key_works_through_its_window_and_retires_by_itself(
         project.expect_no_changes()
 
         # The trading system's own project reads the key through a StackReference.
-        trader = PulumiProject.create(tmp_path / "trader", pulumi_home, program=TRADER,
+        trading = PulumiProject.create(tmp_path / "trading", pulumi_home, program=TRADER,
                                       stack="desk", name="trader",
                                       backend=f"file://{project.directory / 'state'}")
-        trader.up()
-        read = trader.outputs(show_secrets=True)
+        trading.up()
+        read = trading.outputs(show_secrets=True)
         assert read["apiKey"] == credentials["apiKey"] and read["previous"]["apiKey"] == first["apiKey"]
 
         # Within the window the nightly run has nothing to report, and the scheduled job nothing to do.
@@ -116,10 +147,15 @@ def test_the_old_key_works_through_its_window_and_retires_by_itself(
         hours_pass(project, 2)
         code, summary = gitops(project, "drift")
         assert code == 0 and "**bot** · retire the previous key (its window ended" in summary
-        code, summary = gitops(project, "rotate")
-        assert code == 0, summary
+        code, summary = gitops(project, "rotate", "--deliver", str(delivered))
+        assert code == 0 and "| `test` | ✅ changes | 0 | 1 | 0 | 0 |" in summary, summary
         assert sandbox.mutations() == [("DELETE", KEY)]
-        assert {k["apiKey"] for k in sandbox.special_keys(account["accountId"])} == {credentials["apiKey"]}
+        reopened = sealed_open(delivered / "test" / "bot.age", trader)
+        assert reopened.returncode == 0, reopened.stderr + summary
+        resealed = json.loads(reopened.stdout)
+        assert resealed["apiKey"] == credentials["apiKey"] and "previous" not in resealed
+        assert credentials["apiKey"] in {k["apiKey"] for k in sandbox.special_keys(account["accountId"])}
+        assert previous["apiKey"] not in {k["apiKey"] for k in sandbox.special_keys(account["accountId"])}
         assert not signs(sandbox, previous["apiKey"], previous["privateKey"])
         assert signs(sandbox, credentials["apiKey"], credentials["privateKey"])
         after = project.outputs(show_secrets=True)["credentials-bot"]
@@ -129,8 +165,8 @@ def test_the_old_key_works_through_its_window_and_retires_by_itself(
         sandbox.set_caller_address(account["accountId"], None)
 
     # A destroy in a window deletes both keys.
-    project.set_keys([{**bot, "keepers": {"v": "3"}}])
+    project.set_keys([{**bot, "keepers": {"v": "3"}}, hedge])
     project.up()
-    assert len(sandbox.special_keys(account["accountId"])) == 2
+    assert len(sandbox.special_keys(account["accountId"])) == 3
     project.destroy()
     assert sandbox.special_keys(account["accountId"]) == []

@@ -1,6 +1,7 @@
 """No private key, HMAC secret or provider credential in plaintext anywhere a person could look.
 
-A full lifecycle (create, IP edit, rotation, a failing create, destroy) of every key type, with
+A full lifecycle (create, IP edit, rotation, a rotation under an overlap window with its
+credentials sealed to a trading host, a failing create, destroy) of every key type, with
 the engine's most verbose logging flowing to every plugin, captured from stderr and log files.
 """
 
@@ -11,6 +12,7 @@ import json
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,6 +36,9 @@ def needles(project: PulumiProject, account: SandboxAccount) -> dict[str, str]:
             found[f"{name} secretKey"] = held["secretKey"]
         for i, line in enumerate(pem_lines(held.get("privateKey", ""))):
             found[f"{name} privateKey line {i}"] = line[:48]
+        previous = held.get("previous") or {}  # during an overlap window
+        for i, line in enumerate(pem_lines(previous.get("privateKey", ""))):
+            found[f"{name} previous privateKey line {i}"] = line[:48]
     return found
 
 
@@ -55,9 +60,15 @@ def test_lifecycle_leaks_nothing(project: PulumiProject, clean_faults: SandboxPr
         if makes_secrets:  # a create or a rotation: the new keys' secrets join the search
             secrets.update(needles(project, account))
 
-    keys = [{"name": "ed", "keyType": "ED25519", "ipWhitelist": ["10.0.0.1"]},
-            {"name": "rsa", "keyType": "RSA", "symbol": "BTCUSDT", "ipWhitelist": ["10.0.0.1"]},
-            {"name": "hmac", "keyType": "HMAC", "ipWhitelist": ["10.0.0.1"]}]
+    from margin_special_keys.age import generate_identity
+
+    # The Ed25519 key rotates under an overlap window and is sealed to a trading host: the
+    # previous key's secret and the sealed output travel the same logs.
+    keys: list[dict[str, Any]] = [
+        {"name": "ed", "keyType": "ED25519", "ipWhitelist": ["10.0.0.1"], "overlapHours": 24,
+         "deliverTo": [str(generate_identity().recipient)]},
+        {"name": "rsa", "keyType": "RSA", "symbol": "BTCUSDT", "ipWhitelist": ["10.0.0.1"]},
+        {"name": "hmac", "keyType": "HMAC", "ipWhitelist": ["10.0.0.1"]}]
     project.set_keys(keys)
     capture("create", "up", "--yes", *VERBOSE, makes_secrets=True)
     # The control: the same search finds every generated secret where it is meant to be shown.

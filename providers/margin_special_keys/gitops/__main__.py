@@ -17,7 +17,9 @@ up to S seconds for it first.
 `rotate` is the scheduled job: it refreshes each stack, then applies only what time made due
 (rotations by age, rotateAfterDays; retirements of previous keys whose overlap window ended),
 and only to those keys; a stack whose preview holds anything else is not applied (exit 1).
-`drift` lists such due work too, but does not count it as drift.
+`drift` lists such due work too, but does not count it as drift. `up --deliver DIR` (or
+`rotate --deliver DIR`) then writes each key's sealed credentials (deliverTo) to
+DIR/<stack>/<name>.age: age files only that key's trading systems can open.
 `preflight` checks each stack's account before its first `pulumi up`, with read requests only:
 clock, signature, the provider key's permissions, margin account, room, pairs, existing names;
 exit 1 on any fail. `--record DIR` writes every raw answer, redacted, for the contract tests.
@@ -91,6 +93,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="wait up to this long for a stack another run holds (default: no"
                              " wait; the stack is reported busy, exit code 5)")
     parser.add_argument("--record", help="with preflight: write each raw answer, redacted, here")
+    parser.add_argument("--deliver", metavar="DIR",
+                        help="with up or rotate: write each key's sealed credentials (deliverTo)"
+                             " to DIR/<stack>/<name>.age")
     parser.add_argument("--project", default=".",
                         help="the Pulumi project directory (default: the current directory); its"
                              " stacks are the Pulumi.<stack>.yaml files in Pulumi.yaml's stackConfigDir")
@@ -120,7 +125,14 @@ def main(argv: list[str] | None = None) -> int:
         return delete_key(project, stacks[0], args.api_key.strip(), confirm)
     if args.operation == "preflight":
         return _preflight(project, stacks, args)
+    if args.deliver and args.operation not in ("up", "rotate"):
+        parser.error("--deliver goes with up or rotate")
     results = run(project, args.operation, stacks, args.parallel, args.lock_timeout)
+    if args.deliver:
+        from .runner import deliver
+
+        for path in deliver(project, results, Path(args.deliver).resolve()):
+            print(f"delivered {path}", file=sys.stderr)
     if args.operation == "orphans" and args.delete:
         delete_orphans(project, results, confirm)
     summary = markdown(results, args.operation)

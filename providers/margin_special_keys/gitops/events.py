@@ -212,5 +212,6 @@ def _rotation(step: KeyStep, held: dict[str, Any], declared: dict[str, Any]) -> 
 def counts(steps: list[KeyStep]) -> dict[str, int]:
     found: dict[str, int] = {}
     for step in steps:
-        found[step.op] = found.get(step.op, 0) + 1
+        op = "update" if step.op in ("rotate", "retire") else step.op  # updates, to the engine
+        found[op] = found.get(op, 0) + 1
     return found

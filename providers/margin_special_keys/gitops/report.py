@@ -133,6 +133,8 @@ def describe_step(stack: str, step: KeyStep, operation: str = "preview") -> str:
     if not step.fields:
         return line
     values = [_field_values(step, name, operation) for name in step.fields if name in step.binance]
+    if "deliverTo" in step.fields:
+        values.append("re-sealed for its recipients (deliverTo); the key itself does not change")
     return f"{line} ({md(', '.join(step.fields))})" + (f": {'; '.join(values)}" if values else "")
 
 

@@ -7,6 +7,7 @@ operation (engine.py `StackCommands`). A stack another run holds is reported bus
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import time
@@ -189,6 +190,37 @@ def _operation(commands: StackCommands, name: str,
     progress(name, "creating the stack (its first up)")
     commands.init(name)
     return commands.operation(*COMMANDS[operation], stack=name, on_line=out)
+
+
+def deliver(project_dir: Path, results: list[StackResult], folder: Path) -> list[Path]:
+    """Each applied stack's sealed credentials (`sealed-<name>` outputs: age files only their
+    recipients open) written to `folder/<stack>/<name>.age`, for a pipeline to hand out. Files
+    of keys no longer sealed are removed, so a folder never offers a key that was taken away."""
+    written = []
+    for result in results:
+        if not result.ok or result.busy:
+            continue
+        commands = commands_for(project_dir, result.stack)
+        run = commands.run("stack", "output", "--json", stack=result.stack)
+        if run.returncode != 0:
+            result.ok = False
+            result.error = ("could not read the stack's outputs to deliver them: "
+                            + our_words(run.stderr.strip()))
+            continue
+        outputs = json.loads(run.stdout or "{}")
+        target = folder / result.stack
+        target.mkdir(parents=True, exist_ok=True)
+        keep = set()
+        for output, value in sorted(outputs.items()):
+            if output.startswith("sealed-") and isinstance(value, str):
+                path = target / f"{output.removeprefix('sealed-')}.age"
+                path.write_text(value)
+                keep.add(path)
+                written.append(path)
+        for stale in target.glob("*.age"):
+            if stale not in keep:
+                stale.unlink()
+    return written
 
 
 def run(project_dir: Path, operation: str, stacks: list[str], parallel: int,
